@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+//
+// Cameo: avatar uploads behind nginx, served by short-lived FastCGI workers.
+//
+// Layout (one module per responsibility; C only in the thin wrapper modules):
+//   C*            system-library targets for the Debian libraries, plus CCameoShims, the only
+//                 C code we own (libjpeg's setjmp/longjmp, signal handling, macro wrappers)
+//   FastCGI       libfcgi accept loop, request params, response writer
+//   MariaDB       libmariadb connection and prepared statements
+//   CameoCrypto   OpenSSL: SHA-256, HMAC, signature verification, random bytes
+//   Imaging       sniffing, decoding (libjpeg/libpng/libwebp), resampling, WebP encoding
+//   CameoCore     pure Swift: config, errors, JWT, SigV4 presigning, JSON helpers
+//   CameoService  routes and handlers; sees the wrappers only through Swift types
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+func systemLibrary(_ name: String, pkgConfig: String, apt: [String]) -> Target {
+    .systemLibrary(name: name, pkgConfig: pkgConfig, providers: [.apt(apt)])
+}
+
+let package = Package(
+    name: "Cameo",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cameo-fcgi", targets: ["cameo-fcgi"]),
+        .executable(name: "cameoctl", targets: ["cameoctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        systemLibrary("CFastCGI", pkgConfig: "fcgi", apt: ["libfcgi-dev"]),
+        systemLibrary("CMariaDB", pkgConfig: "libmariadb", apt: ["libmariadb-dev"]),
+        systemLibrary("COpenSSL", pkgConfig: "libcrypto", apt: ["libssl-dev"]),
+        systemLibrary("CWebP", pkgConfig: "libwebp", apt: ["libwebp-dev"]),
+        systemLibrary("CJPEG", pkgConfig: "libjpeg", apt: ["libjpeg-dev"]),
+        systemLibrary("CPNG", pkgConfig: "libpng", apt: ["libpng-dev"]),
+        .target(name: "CCameoShims", dependencies: ["CJPEG"]),
+
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "CCameoShims"], swiftSettings: swiftSettings),
+        .target(name: "MariaDB", dependencies: ["CMariaDB"], swiftSettings: swiftSettings),
+        .target(name: "CameoCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+        .target(
+            name: "Imaging",
+            dependencies: ["CWebP", "CJPEG", "CPNG", "CCameoShims"],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-Ounchecked"])]
+        ),
+        .target(name: "CameoCore", dependencies: ["CameoCrypto"], swiftSettings: swiftSettings),
+        .target(
+            name: "CameoService",
+            dependencies: ["CameoCore", "CameoCrypto", "MariaDB", "Imaging", "FastCGI"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "cameo-fcgi", dependencies: ["CameoService", "FastCGI"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "cameoctl",
+            dependencies: ["CameoService", "CameoCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "CameoCoreTests", dependencies: ["CameoCore", "CameoCrypto"], swiftSettings: swiftSettings),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], swiftSettings: swiftSettings),
+    ]
+)

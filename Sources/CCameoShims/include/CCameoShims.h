@@ -1,0 +1,3 @@
+// Umbrella header for the only C code Cameo owns.
+#include "cameo_signals.h"
+#include "cameo_jpeg.h"

@@ -1,0 +1,38 @@
+// Signal handling lives in C because the handler must be async-signal-safe: it may only
+// touch volatile sig_atomic_t flags and call _exit(2), which Swift cannot promise.
+#include "cameo_signals.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t busy = 0;
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int signo) {
+    (void)signo;
+    stop_requested = 1;
+    // Idle workers sit in accept(); nothing is in flight, so leave now. A busy worker
+    // finishes the request and its loop sees the flag afterwards.
+    if (!busy) {
+        _exit(0);
+    }
+}
+
+void cameo_install_graceful_stop(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    // No SA_RESTART: a blocking read on the FastCGI socket returns EINTR, which libfcgi
+    // retries, so the request in flight still completes.
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGUSR1, &action, NULL);
+    // A client that hangs up mid-reply must not kill the worker.
+    signal(SIGPIPE, SIG_IGN);
+}
+
+void cameo_set_busy(int value) { busy = value; }
+
+int cameo_stop_requested(void) { return stop_requested; }
