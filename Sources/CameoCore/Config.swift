@@ -1,0 +1,254 @@
+public import FoundationEssentials
+
+/// A configuration value that failed validation. The start stops with this message, which names
+/// the key (and the environment variable that overrides it) but never a secret's value.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public let key: String
+    public let problem: String
+    public var description: String { "config: \(key) (env \(Config.environmentName(for: key))): \(problem)" }
+}
+
+/// Everything a worker or `cameoctl` needs, read once at start from one file plus `CAMEO_*`
+/// environment overrides, and validated before anything else runs.
+///
+/// The file is `key = value` lines; `#` starts a comment. The environment variable for a key is
+/// `CAMEO_` followed by the key upper-cased with dots as underscores (`database.socket` →
+/// `CAMEO_DATABASE_SOCKET`).
+public struct Config: Sendable {
+    /// Where clients reach nginx; upload URLs are built and verified against its host.
+    public var publicBaseURL: String
+    /// Prefix of published avatar URLs (a CDN in front of nginx, or nginx itself).
+    public var cdnBaseURL: String
+    /// Root of `quarantine/` and `profile-media/`.
+    public var mediaRoot: String
+    public var database: DatabaseSettings
+    public var auth: AuthSettings
+    public var presign: PresignSettings
+    public var limits: Limits
+    public var output: OutputSettings
+    public var rateLimits: RateLimits
+    /// A worker exits after this many requests and the pool starts a fresh one.
+    public var maxRequestsPerWorker: Int
+
+    public struct DatabaseSettings: Sendable {
+        public var socket: String?
+        public var host: String
+        public var port: Int
+        public var user: String
+        public var password: String
+        public var name: String
+    }
+
+    public struct AuthSettings: Sendable {
+        /// HS256 shared secret (bytes of the UTF-8 text); nil disables HS256.
+        public var hs256Secret: String?
+        /// PEM public key for RS256 or ES256; nil disables them.
+        public var publicKeyPEM: String?
+        public var issuer: String?
+        public var audience: String?
+        public var leewaySeconds: Int
+        /// Origins allowed to send cookie-authenticated requests.
+        public var allowedOrigins: [String]
+    }
+
+    public struct PresignSettings: Sendable {
+        /// Signing keys by id; the id travels in the credential scope so old URLs verify during
+        /// a rotation.
+        public var keys: [String: String]
+        public var activeKeyID: String
+        public var ttlSeconds: Int
+        public var region: String
+    }
+
+    public struct Limits: Sendable {
+        public var maxUploadBytes: Int
+        public var maxSide: Int
+        public var maxPixels: Int
+        public var allowedTypes: [String]
+    }
+
+    public struct OutputSettings: Sendable {
+        public var sizes: [Int]
+        public var webpQuality: Int
+    }
+
+    public struct RateLimits: Sendable {
+        public var uploadsPerMinute: Int
+        public var deletesPerMinute: Int
+    }
+
+    /// Prefix of the environment variables that override file keys.
+    public static let environmentPrefix = "CAMEO_"
+    /// Config file read when `CAMEO_CONFIG` is not set.
+    public static let defaultPath = "/etc/cameo/cameo.conf"
+
+    public static func environmentName(for key: String) -> String {
+        environmentPrefix + key.uppercased().replacing(".", with: "_")
+    }
+
+    /// Loads the file named by `CAMEO_CONFIG` (or the default path, if it exists), applies
+    /// environment overrides and validates.
+    public static func load(environment: [String: String]) throws(ConfigError) -> Config {
+        let path = environment["CAMEO_CONFIG"]
+        var values: [String: String] = [:]
+        if let path {
+            values = try parseFile(at: path, required: true)
+        } else {
+            values = try parseFile(at: defaultPath, required: false)
+        }
+        return try Config(values: values, environment: environment)
+    }
+
+    /// Builds and validates a configuration from already-parsed file values and the environment.
+    public init(values: [String: String], environment: [String: String]) throws(ConfigError) {
+        let reader = Reader(file: values, environment: environment)
+        publicBaseURL = try reader.url("public_base_url", default: "http://127.0.0.1:8080")
+        cdnBaseURL = try reader.url("cdn_base_url", default: publicBaseURL)
+        mediaRoot = try reader.absolutePath("media_root", default: "/var/lib/cameo/media")
+        database = DatabaseSettings(
+            socket: reader.string("database.socket").map { $0 },
+            host: reader.string("database.host") ?? "localhost",
+            port: try reader.int("database.port", default: 3306, range: 1...65535),
+            user: reader.string("database.user") ?? "cameo",
+            password: reader.string("database.password") ?? "",
+            name: reader.string("database.name") ?? "cameo")
+        if let socket = database.socket, !socket.hasPrefix("/") {
+            throw ConfigError(key: "database.socket", problem: "must be an absolute path")
+        }
+        auth = AuthSettings(
+            hs256Secret: reader.string("auth.hs256_secret"),
+            publicKeyPEM: try reader.fileContents("auth.public_key_file"),
+            issuer: reader.string("auth.issuer"),
+            audience: reader.string("auth.audience"),
+            leewaySeconds: try reader.int("auth.leeway_seconds", default: 30, range: 0...300),
+            allowedOrigins: reader.list("auth.allowed_origins") ?? [publicBaseURL])
+        if let secret = auth.hs256Secret, secret.utf8.count < 32 {
+            throw ConfigError(key: "auth.hs256_secret", problem: "must be at least 32 bytes")
+        }
+        if auth.hs256Secret == nil && auth.publicKeyPEM == nil {
+            throw ConfigError(key: "auth.hs256_secret", problem: "set it or auth.public_key_file: no token could be verified")
+        }
+        presign = PresignSettings(
+            keys: try reader.keyring("presign.keys"),
+            activeKeyID: reader.string("presign.active_key") ?? "",
+            ttlSeconds: try reader.int("presign.ttl_seconds", default: 300, range: 30...3600),
+            region: reader.string("presign.region") ?? "cameo")
+        if presign.activeKeyID.isEmpty, presign.keys.count == 1 { presign.activeKeyID = presign.keys.keys.first! }
+        guard presign.keys[presign.activeKeyID] != nil else {
+            throw ConfigError(key: "presign.active_key", problem: "must name one of the ids in presign.keys")
+        }
+        limits = Limits(
+            maxUploadBytes: try reader.int("limits.max_upload_bytes", default: 5_242_880, range: 1024...100_000_000),
+            maxSide: try reader.int("limits.max_side", default: 2048, range: 64...16384),
+            maxPixels: try reader.int("limits.max_pixels", default: 4_200_000, range: 4096...100_000_000),
+            allowedTypes: reader.list("limits.allowed_types") ?? ["image/jpeg", "image/png", "image/webp"])
+        let known: Set = ["image/jpeg", "image/png", "image/webp"]
+        if let unknown = limits.allowedTypes.first(where: { !known.contains($0) }) {
+            throw ConfigError(key: "limits.allowed_types", problem: "\(unknown) is not a type Cameo can decode")
+        }
+        output = OutputSettings(
+            sizes: try reader.intList("output.sizes", default: [512, 256, 128, 64], range: 16...1024),
+            webpQuality: try reader.int("output.webp_quality", default: 80, range: 1...100))
+        rateLimits = RateLimits(
+            uploadsPerMinute: try reader.int("rate.uploads_per_minute", default: 5, range: 1...10_000),
+            deletesPerMinute: try reader.int("rate.deletes_per_minute", default: 10, range: 1...10_000))
+        maxRequestsPerWorker = try reader.int("worker.max_requests", default: 1000, range: 1...1_000_000)
+    }
+
+    /// Parses `key = value` lines. Unknown keys are kept; `Reader` decides what is read.
+    static func parseFile(at path: String, required: Bool) throws(ConfigError) -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if required { throw ConfigError(key: "CAMEO_CONFIG", problem: "cannot read \(path)") }
+            return [:]
+        }
+        var values: [String: String] = [:]
+        for (number, rawLine) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingWhitespace()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw ConfigError(key: "\(path):\(number + 1)", problem: "expected `key = value`")
+            }
+            let key = line[..<equals].trimmingWhitespace()
+            let value = line[line.index(after: equals)...].trimmingWhitespace()
+            values[key] = value
+        }
+        return values
+    }
+}
+
+/// Reads one key from the environment (first) or the file, converting and checking it.
+private struct Reader {
+    let file: [String: String]
+    let environment: [String: String]
+
+    func string(_ key: String) -> String? {
+        let value = environment[Config.environmentName(for: key)] ?? file[key]
+        guard let value, !value.isEmpty else { return nil }
+        return value
+    }
+
+    func int(_ key: String, default fallback: Int, range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let text = string(key) else { return fallback }
+        guard let value = Int(text) else { throw ConfigError(key: key, problem: "`\(text)` is not a whole number") }
+        guard range.contains(value) else {
+            throw ConfigError(key: key, problem: "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    func list(_ key: String) -> [String]? {
+        string(key).map { $0.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty } }
+    }
+
+    func intList(_ key: String, default fallback: [Int], range: ClosedRange<Int>) throws(ConfigError) -> [Int] {
+        guard let items = list(key) else { return fallback }
+        var values: [Int] = []
+        for item in items {
+            guard let value = Int(item), range.contains(value) else {
+                throw ConfigError(key: key, problem: "`\(item)` is not a size in \(range.lowerBound)...\(range.upperBound)")
+            }
+            values.append(value)
+        }
+        guard !values.isEmpty else { throw ConfigError(key: key, problem: "needs at least one size") }
+        return values.sorted(by: >)
+    }
+
+    func url(_ key: String, default fallback: String) throws(ConfigError) -> String {
+        let value = string(key) ?? fallback
+        guard value.hasPrefix("http://") || value.hasPrefix("https://"), URL(string: value)?.host != nil else {
+            throw ConfigError(key: key, problem: "`\(value)` is not an http(s) URL")
+        }
+        return value.hasSuffix("/") ? String(value.dropLast()) : value
+    }
+
+    func absolutePath(_ key: String, default fallback: String) throws(ConfigError) -> String {
+        let value = string(key) ?? fallback
+        guard value.hasPrefix("/") else { throw ConfigError(key: key, problem: "must be an absolute path") }
+        return value
+    }
+
+    func fileContents(_ key: String) throws(ConfigError) -> String? {
+        guard let path = string(key) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(key: key, problem: "cannot read \(path)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `id:secret` pairs separated by commas.
+    func keyring(_ key: String) throws(ConfigError) -> [String: String] {
+        guard let items = list(key) else { throw ConfigError(key: key, problem: "is required (id:secret[,id:secret...])") }
+        var keys: [String: String] = [:]
+        for item in items {
+            guard let colon = item.firstIndex(of: ":") else { throw ConfigError(key: key, problem: "an entry lacks `id:`") }
+            let id = String(item[..<colon])
+            let secret = String(item[item.index(after: colon)...])
+            guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw ConfigError(key: key, problem: "key ids may hold only letters, digits, - and _")
+            }
+            guard secret.utf8.count >= 32 else { throw ConfigError(key: key, problem: "the secret of key `\(id)` is shorter than 32 bytes") }
+            keys[id] = secret
+        }
+        return keys
+    }
+}

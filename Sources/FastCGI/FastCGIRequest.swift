@@ -1,0 +1,96 @@
+internal import CFastCGI
+
+/// One accepted FastCGI request. Its parameters are copied into Swift strings on accept,
+/// because libfcgi frees the `envp` array on the next `FCGX_Finish_r`.
+public struct FastCGIRequest: ~Copyable {
+    /// The CGI/FastCGI parameters nginx sent (`REQUEST_METHOD`, `HTTP_HOST`, ...).
+    public let parameters: [String: String]
+    fileprivate let raw: UnsafeMutablePointer<FCGX_Request>
+
+    fileprivate init(raw: UnsafeMutablePointer<FCGX_Request>) {
+        self.raw = raw
+        var parameters: [String: String] = [:]
+        if var cursor = raw.pointee.envp {
+            while let entry = cursor.pointee {
+                let pair = String(cString: entry)
+                if let separator = pair.firstIndex(of: "=") {
+                    parameters[String(pair[..<separator])] = String(pair[pair.index(after: separator)...])
+                }
+                cursor += 1
+            }
+        }
+        self.parameters = parameters
+    }
+
+    /// Reads the request body from FastCGI stdin, at most `limit` bytes (`FCGX_GetStr`).
+    /// nginx already enforces the byte limit; this cap keeps a misconfigured proxy from making
+    /// the worker buffer without bound.
+    public func readBody(limit: Int) throws(FastCGIError) -> [UInt8] {
+        var body: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { FCGX_GetStr($0.baseAddress, Int32($0.count), raw.pointee.in) }
+            }
+            if count < 0 { throw .stream(code: FCGX_GetError(raw.pointee.in)) }
+            if count == 0 { break }
+            guard body.count + Int(count) <= limit else { throw .bodyTooLarge(limit: limit) }
+            body.append(contentsOf: chunk[0..<Int(count)])
+        }
+        return body
+    }
+
+    /// Writes the response: CGI `Status:` line, headers, blank line, body (`FCGX_PutStr`).
+    public func respond(status: Int, reason: String, headers: [(String, String)], body: [UInt8]) throws(FastCGIError) {
+        var head = "Status: \(status) \(reason)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        try write(Array(head.utf8))
+        if !body.isEmpty { try write(body) }
+    }
+
+    private func write(_ bytes: [UInt8]) throws(FastCGIError) {
+        let written = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { FCGX_PutStr($0.baseAddress, Int32($0.count), raw.pointee.out) }
+        }
+        if written != bytes.count { throw .stream(code: FCGX_GetError(raw.pointee.out)) }
+    }
+}
+
+/// The accept loop of one worker process.
+///
+/// The listening socket is file descriptor 0, as spawn-fcgi and multiwatch hand it over (the
+/// FastCGI convention), so the same binary runs under those tools and under systemd socket
+/// activation with `StandardInput=socket`.
+public final class FastCGIServer {
+    private let request: UnsafeMutablePointer<FCGX_Request>
+
+    /// Initialises libfcgi (`FCGX_Init`) and a request bound to the listening socket on fd 0.
+    public init() throws(FastCGIError) {
+        let status = FCGX_Init()
+        guard status == 0 else { throw .initialization(code: status) }
+        request = .allocate(capacity: 1)
+        let initStatus = FCGX_InitRequest(request, 0, 0)
+        guard initStatus == 0 else {
+            request.deallocate()
+            throw .initialization(code: initStatus)
+        }
+    }
+
+    deinit {
+        FCGX_Free(request, 1)
+        request.deallocate()
+    }
+
+    /// Waits for the next request (`FCGX_Accept_r`, which also finishes the previous one) and
+    /// passes it to `handle`. Returns false when the socket is closed or accept failed.
+    public func acceptNext(_ handle: (borrowing FastCGIRequest) -> Void) -> Bool {
+        guard FCGX_Accept_r(request) >= 0 else { return false }
+        let accepted = FastCGIRequest(raw: request)
+        handle(accepted)
+        // Flush and close this request's streams now rather than at the next accept, so nginx
+        // sees the end of the reply before this worker waits again (or exits).
+        FCGX_Finish_r(request)
+        return true
+    }
+}

@@ -1,0 +1,264 @@
+internal import CMariaDB
+
+/// Where and how to connect. The socket path is preferred: the server listens on no TCP port.
+public struct ConnectOptions: Sendable {
+    public var unixSocket: String?
+    public var host: String
+    public var port: UInt32
+    public var user: String
+    public var password: String
+    public var database: String
+    public var connectTimeoutSeconds: UInt32
+
+    public init(
+        unixSocket: String?, host: String = "localhost", port: UInt32 = 3306, user: String, password: String,
+        database: String, connectTimeoutSeconds: UInt32 = 3
+    ) {
+        self.unixSocket = unixSocket
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+    }
+}
+
+/// One MariaDB connection (`MYSQL*`) with a cache of prepared statements.
+///
+/// Every statement goes through `mysql_stmt_prepare` and binds its parameters; no SQL text is
+/// ever built from input. A connection belongs to one worker process and is not shared between
+/// threads. It connects lazily and reconnects once when the server went away.
+public final class Connection {
+    private let options: ConnectOptions
+    private var handle: UnsafeMutablePointer<MYSQL>?
+    private var statements: [String: UnsafeMutablePointer<MYSQL_STMT>] = [:]
+
+    /// Makes a connection that connects on first use.
+    public init(options: ConnectOptions) {
+        self.options = options
+    }
+
+    deinit { disconnect() }
+
+    /// Calls `mysql_library_init` once per process, before any thread uses the library.
+    public static func initializeLibrary() {
+        mysql_server_init(0, nil, nil)
+    }
+
+    /// Runs a statement that returns no rows; returns the number of affected rows.
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [DatabaseValue] = []) throws(DatabaseError) -> Int {
+        try retryingOnce { () throws(DatabaseError) in
+            let statement = try prepared(sql)
+            try run(statement, parameters)
+            let affected = Int(mysql_stmt_affected_rows(statement))
+            mysql_stmt_free_result(statement)
+            return affected
+        }
+    }
+
+    /// Runs a query and returns all its rows.
+    public func query(_ sql: String, _ parameters: [DatabaseValue] = []) throws(DatabaseError) -> [Row] {
+        try retryingOnce { () throws(DatabaseError) in
+            let statement = try prepared(sql)
+            try run(statement, parameters)
+            return try fetchAll(statement)
+        }
+    }
+
+    /// Runs `body` inside a transaction: committed when it returns, rolled back when it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("START TRANSACTION")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// True when the server answers (`mysql_ping`), connecting first if needed.
+    public func ping() -> Bool {
+        do {
+            let mysql = try connected()
+            return mysql_ping(mysql) == 0
+        } catch {
+            return false
+        }
+    }
+
+    /// Closes the connection and its statements.
+    public func disconnect() {
+        for statement in statements.values { mysql_stmt_close(statement) }
+        statements.removeAll()
+        if let handle { mysql_close(handle) }
+        handle = nil
+    }
+
+    // MARK: - Internals
+
+    private func retryingOnce<T>(_ body: () throws(DatabaseError) -> T) throws(DatabaseError) -> T {
+        do {
+            return try body()
+        } catch let error where error.isConnectionLost && handle != nil {
+            disconnect()
+            return try body()
+        }
+    }
+
+    private func connected() throws(DatabaseError) -> UnsafeMutablePointer<MYSQL> {
+        if let handle { return handle }
+        guard let mysql = mysql_init(nil) else { throw .connect(code: 0, message: "mysql_init failed") }
+        var timeout = options.connectTimeoutSeconds
+        mysql_options(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
+        mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        let ok = mysql_real_connect(
+            mysql, options.unixSocket == nil ? options.host : "localhost", options.user, options.password,
+            options.database, options.port, options.unixSocket, 0)
+        guard ok != nil else {
+            let error = DatabaseError.connect(code: mysql_errno(mysql), message: String(cString: mysql_error(mysql)))
+            mysql_close(mysql)
+            throw error
+        }
+        handle = mysql
+        return mysql
+    }
+
+    private func prepared(_ sql: String) throws(DatabaseError) -> UnsafeMutablePointer<MYSQL_STMT> {
+        if let statement = statements[sql] { return statement }
+        let mysql = try connected()
+        guard let statement = mysql_stmt_init(mysql) else {
+            throw .server(code: mysql_errno(mysql), sqlState: "HY000", message: "mysql_stmt_init failed")
+        }
+        let bytes = Array(sql.utf8)
+        let status = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { mysql_stmt_prepare(statement, $0.baseAddress, UInt(buffer.count)) }
+        }
+        guard status == 0 else {
+            let error = Self.error(of: statement)
+            mysql_stmt_close(statement)
+            throw error
+        }
+        statements[sql] = statement
+        return statement
+    }
+
+    private static func error(of statement: UnsafeMutablePointer<MYSQL_STMT>) -> DatabaseError {
+        .server(
+            code: mysql_stmt_errno(statement), sqlState: String(cString: mysql_stmt_sqlstate(statement)),
+            message: String(cString: mysql_stmt_error(statement)))
+    }
+
+    /// Binds `parameters` and executes. Parameter buffers only need to live until
+    /// `mysql_stmt_execute` returns, which sends them to the server.
+    private func run(_ statement: UnsafeMutablePointer<MYSQL_STMT>, _ parameters: [DatabaseValue]) throws(DatabaseError) {
+        let expected = Int(mysql_stmt_param_count(statement))
+        guard expected == parameters.count else { throw .parameterCount(expected: expected, given: parameters.count) }
+        if parameters.isEmpty {
+            guard mysql_stmt_execute(statement) == 0 else { throw Self.error(of: statement) }
+            return
+        }
+        let binds = UnsafeMutablePointer<MYSQL_BIND>.allocate(capacity: parameters.count)
+        binds.initialize(repeating: MYSQL_BIND(), count: parameters.count)
+        var buffers: [UnsafeMutableRawPointer] = []
+        defer {
+            for buffer in buffers { buffer.deallocate() }
+            binds.deallocate()
+        }
+        for (index, value) in parameters.enumerated() {
+            switch value {
+            case .null:
+                binds[index].buffer_type = MYSQL_TYPE_NULL
+            case .int(let number):
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+                buffer.storeBytes(of: number, as: Int64.self)
+                buffers.append(buffer)
+                binds[index].buffer_type = MYSQL_TYPE_LONGLONG
+                binds[index].buffer = buffer
+            case .text(let text):
+                let bytes = Array(text.utf8)
+                binds[index] = Self.bytesBind(bytes, type: MYSQL_TYPE_STRING, buffers: &buffers)
+            case .blob(let bytes):
+                binds[index] = Self.bytesBind(bytes, type: MYSQL_TYPE_BLOB, buffers: &buffers)
+            }
+        }
+        guard mysql_stmt_bind_param(statement, binds) == 0, mysql_stmt_execute(statement) == 0 else {
+            throw Self.error(of: statement)
+        }
+    }
+
+    private static func bytesBind(
+        _ bytes: [UInt8], type: enum_field_types, buffers: inout [UnsafeMutableRawPointer]
+    ) -> MYSQL_BIND {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        buffers.append(buffer)
+        var bind = MYSQL_BIND()
+        bind.buffer_type = type
+        bind.buffer = buffer
+        bind.buffer_length = UInt(bytes.count)
+        // length_value is used when the length pointer is NULL.
+        bind.length_value = UInt(bytes.count)
+        return bind
+    }
+
+    /// Buffers the whole result (`mysql_stmt_store_result` with max-length tracking) so each
+    /// column can be bound to a buffer of exactly the size it needs.
+    private func fetchAll(_ statement: UnsafeMutablePointer<MYSQL_STMT>) throws(DatabaseError) -> [Row] {
+        defer { mysql_stmt_free_result(statement) }
+        guard let metadata = mysql_stmt_result_metadata(statement) else { return [] }
+        defer { mysql_free_result(metadata) }
+        var updateMaxLength: my_bool = 1
+        mysql_stmt_attr_set(statement, STMT_ATTR_UPDATE_MAX_LENGTH, &updateMaxLength)
+        guard mysql_stmt_store_result(statement) == 0 else { throw Self.error(of: statement) }
+
+        let count = Int(mysql_num_fields(metadata))
+        let fields = mysql_fetch_fields(metadata)!
+        var columns: [String: Int] = [:]
+        let binds = UnsafeMutablePointer<MYSQL_BIND>.allocate(capacity: count)
+        binds.initialize(repeating: MYSQL_BIND(), count: count)
+        let lengths = UnsafeMutablePointer<UInt>.allocate(capacity: count)
+        let nulls = UnsafeMutablePointer<my_bool>.allocate(capacity: count)
+        var buffers: [UnsafeMutableRawPointer] = []
+        defer {
+            for buffer in buffers { buffer.deallocate() }
+            binds.deallocate()
+            lengths.deallocate()
+            nulls.deallocate()
+        }
+        for index in 0..<count {
+            columns[String(cString: fields[index].name)] = index
+            let capacity = Int(fields[index].max_length) + 1
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+            buffers.append(buffer)
+            binds[index].buffer_type = MYSQL_TYPE_STRING
+            binds[index].buffer = buffer
+            binds[index].buffer_length = UInt(capacity)
+            binds[index].length = lengths + index
+            binds[index].is_null = nulls + index
+        }
+        guard mysql_stmt_bind_result(statement, binds) == 0 else { throw Self.error(of: statement) }
+
+        var rows: [Row] = []
+        while true {
+            let status = mysql_stmt_fetch(statement)
+            if status == MYSQL_NO_DATA { break }
+            guard status == 0 || status == MYSQL_DATA_TRUNCATED else { throw Self.error(of: statement) }
+            var values: [[UInt8]?] = []
+            values.reserveCapacity(count)
+            for index in 0..<count {
+                if nulls[index] != 0 {
+                    values.append(nil)
+                } else {
+                    let length = min(Int(lengths[index]), Int(binds[index].buffer_length))
+                    values.append(Array(UnsafeRawBufferPointer(start: buffers[index], count: length)))
+                }
+            }
+            rows.append(Row(columns: columns, values: values))
+        }
+        return rows
+    }
+}

@@ -1,0 +1,27 @@
+/// Errors from the MariaDB client library, keeping the server's diagnostics for the log.
+public enum DatabaseError: Error, Sendable, CustomStringConvertible {
+    /// `mysql_real_connect` failed (server down, bad socket path or credentials).
+    case connect(code: UInt32, message: String)
+    /// The server rejected a statement (`mysql_stmt_errno`, SQLSTATE, text).
+    case server(code: UInt32, sqlState: String, message: String)
+    /// The number of parameters given does not match the placeholders in the statement.
+    case parameterCount(expected: Int, given: Int)
+
+    /// Client error codes that mean the connection is gone (CR_SERVER_GONE_ERROR, CR_SERVER_LOST);
+    /// the statement can be retried once on a fresh connection.
+    var isConnectionLost: Bool {
+        switch self {
+        case .connect: return true
+        case .server(let code, _, _): return code == 2006 || code == 2013 || code == 2002 || code == 1927
+        case .parameterCount: return false
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .connect(let code, let message): return "MariaDB connect error \(code): \(message)"
+        case .server(let code, let state, let message): return "MariaDB error \(code) (\(state)): \(message)"
+        case .parameterCount(let expected, let given): return "statement takes \(expected) parameters, \(given) given"
+        }
+    }
+}
