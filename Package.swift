@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(name: "cameo-fcgi", dependencies: ["CameoService", "FastCGI"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "cameoctl",
-            dependencies: ["CameoService", "CameoCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CameoService", "CameoCore", "MariaDB", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
 

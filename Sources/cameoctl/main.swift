@@ -1,1 +1,126 @@
-print("x")
+// cameoctl: the admin CLI. It reads the same config as the workers (CAMEO_CONFIG + CAMEO_*),
+// so what it checks or mints is what the running stack accepts.
+import ArgumentParser
+import CameoCore
+import CameoService
+import MariaDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct CameoCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cameoctl",
+        abstract: "Administer a Cameo installation.",
+        subcommands: [Migrate.self, CheckConfig.self, Token.self, Revoke.self, ShowMedia.self, SignURL.self])
+}
+
+/// The process environment as a dictionary.
+func processEnvironment() -> [String: String] {
+    var environment: [String: String] = [:]
+    var cursor = environ
+    while let entry = cursor.pointee {
+        let pair = String(cString: entry)
+        if let equals = pair.firstIndex(of: "=") { environment[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
+        cursor += 1
+    }
+    return environment
+}
+
+func loadConfig() throws -> Config {
+    do {
+        return try Config.load(environment: processEnvironment())
+    } catch {
+        throw ValidationError(error.description)
+    }
+}
+
+func connect(_ config: Config) -> Connection {
+    Connection.initializeLibrary()
+    return Connection(
+        options: ConnectOptions(
+            unixSocket: config.database.socket, host: config.database.host, port: UInt32(config.database.port),
+            user: config.database.user, password: config.database.password, database: config.database.name))
+}
+
+struct Migrate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the SQL migrations that are not applied yet.")
+    @Option(help: "Folder of the migration files.") var directory = "sql"
+
+    func run() throws {
+        let config = try loadConfig()
+        let applied = try Migrator(db: connect(config), directory: directory).migrate()
+        print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate the configuration exactly as a worker does at start.")
+    func run() throws {
+        let config = try loadConfig()
+        _ = try JWTVerifier(settings: config.auth)
+        print("config ok: media_root=\(config.mediaRoot) public_base_url=\(config.publicBaseURL) presign keys=\(config.presign.keys.keys.sorted().joined(separator: ","))")
+    }
+}
+
+struct Token: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Mint an HS256 token the running stack accepts (development).")
+    @Option(help: "User id (the token's sub).") var user: String
+    @Option(help: "Lifetime in seconds.") var ttl = 3600
+
+    func run() throws {
+        let config = try loadConfig()
+        guard let secret = config.auth.hs256Secret else { throw ValidationError("auth.hs256_secret is not set") }
+        guard JWTVerifier.isSafeUserID(user) else { throw ValidationError("--user must be 1-64 of A-Z a-z 0-9 _ -") }
+        let minted = JWTMinter.hs256(
+            secret: secret, userID: user, ttlSeconds: ttl, now: Int(time(nil)), issuer: config.auth.issuer, audience: config.auth.audience)
+        print(minted.token)
+    }
+}
+
+struct Revoke: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Revoke a token by its jti.")
+    @Argument(help: "The token's jti.") var jti: String
+    @Option(help: "When the token expires (epoch seconds); the row may be purged after.") var expiresAt = Int(time(nil)) + 86_400 * 30
+
+    func run() throws {
+        let config = try loadConfig()
+        try MediaRepository(db: connect(config)).revoke(jti: jti, expiresAt: expiresAt)
+        print("revoked \(jti)")
+    }
+}
+
+struct ShowMedia: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show-media", abstract: "Print one media record.")
+    @Argument(help: "The media id.") var id: String
+
+    func run() throws {
+        let config = try loadConfig()
+        guard let media = try MediaRepository(db: connect(config)).media(id: id) else { throw ValidationError("no media \(id)") }
+        print("id=\(media.id) user=\(media.userID) state=\(media.state) reject_reason=\(media.rejectReason ?? "-") type=\(media.declaredType) declared_bytes=\(media.declaredBytes) url=\(media.cdnURL ?? "-")")
+    }
+}
+
+struct SignURL: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign-url",
+        abstract: "Presign a PUT with given inputs and print the query (for comparing with other SigV4 signers).")
+    @Option var host: String
+    @Option var path: String
+    @Option var contentType: String
+    @Option var maxBytes: Int
+    @Option var keyID: String
+    @Option var secret: String
+    @Option var region: String
+    @Option(help: "Signing time, epoch seconds.") var time: Int
+    @Option var expires = 300
+
+    func run() throws {
+        let signer = SigV4Presigner(keys: [keyID: secret], activeKeyID: keyID, region: region)
+        print(
+            signer.presignedQuery(
+                for: .init(method: "PUT", host: host, path: path, contentType: contentType, maxBytes: maxBytes), now: time, expires: expires))
+    }
+}

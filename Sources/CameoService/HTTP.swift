@@ -1,0 +1,142 @@
+public import CameoCore
+
+/// A request as the handlers see it: built from the FastCGI parameters nginx sent, with no
+/// C types. Header names are lower-case.
+public struct HTTPRequest: Sendable {
+    /// Which handler nginx routed this to (`fastcgi_param CAMEO_ROUTE`).
+    public var route: String
+    public var method: String
+    /// The path of the original request URI, without the query.
+    public var path: String
+    /// The raw query string, without `?`.
+    public var rawQuery: String
+    public var headers: [String: String]
+    /// nginx's `$request_id`, echoed in logs and 5xx bodies.
+    public var requestID: String
+    /// The file nginx buffered the body into (`$request_body_file`), for upload routes.
+    public var bodyFile: String?
+    /// Other FastCGI parameters a handler may need (`CAMEO_DENIAL` and the like).
+    public var parameters: [String: String]
+    /// Reads the body from the FastCGI stream, bounded.
+    public var readBody: @Sendable (_ limit: Int) throws -> [UInt8]
+
+    public init(
+        route: String, method: String, path: String, rawQuery: String, headers: [String: String], requestID: String,
+        bodyFile: String?, parameters: [String: String], readBody: @escaping @Sendable (Int) throws -> [UInt8]
+    ) {
+        self.route = route
+        self.method = method
+        self.path = path
+        self.rawQuery = rawQuery
+        self.headers = headers
+        self.requestID = requestID
+        self.bodyFile = bodyFile
+        self.parameters = parameters
+        self.readBody = readBody
+    }
+
+    /// Builds a request from CGI parameters (`REQUEST_METHOD`, `REQUEST_URI`, `HTTP_*`, ...).
+    public init(cgi parameters: [String: String], readBody: @escaping @Sendable (Int) throws -> [UInt8]) {
+        var headers: [String: String] = [:]
+        for (name, value) in parameters where name.hasPrefix("HTTP_") {
+            headers[name.dropFirst(5).lowercased().replacing("_", with: "-")] = value
+        }
+        if let type = parameters["CONTENT_TYPE"], !type.isEmpty { headers["content-type"] = type }
+        if let length = parameters["CONTENT_LENGTH"], !length.isEmpty { headers["content-length"] = length }
+        let uri = parameters["REQUEST_URI"] ?? "/"
+        let (path, query) = Self.split(uri: uri)
+        let bodyFile = parameters["REQUEST_BODY_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        self.init(
+            route: parameters["CAMEO_ROUTE"] ?? "", method: parameters["REQUEST_METHOD"] ?? "GET", path: path, rawQuery: query,
+            headers: headers, requestID: parameters["CAMEO_REQUEST_ID"] ?? "-", bodyFile: bodyFile, parameters: parameters,
+            readBody: readBody)
+    }
+
+    static func split(uri: String) -> (String, String) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, "") }
+        return (String(uri[..<mark]), String(uri[uri.index(after: mark)...]))
+    }
+
+    /// The query parameters in order, percent-decoded (`+` is not a space in SigV4 URLs).
+    public var queryItems: [(String, String)] {
+        rawQuery.split(separator: "&").map { item in
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (Self.percentDecode(parts[0]), parts.count > 1 ? Self.percentDecode(parts[1]) : "")
+        }
+    }
+
+    static func percentDecode(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The value of one cookie, if sent.
+    public func cookie(_ name: String) -> String? {
+        guard let header = headers["cookie"] else { return nil }
+        for pair in header.split(separator: ";") {
+            let trimmed = pair.trimmingWhitespace()
+            if trimmed.hasPrefix(name + "=") { return String(trimmed.dropFirst(name.count + 1)) }
+        }
+        return nil
+    }
+}
+
+/// A response: status, headers and body bytes.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A JSON response (`application/json`, never cached).
+    public static func json(_ status: Int, _ value: JSONValue, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(
+            status: status,
+            headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")] + headers,
+            body: Array(value.serialized().utf8))
+    }
+
+    /// The response for an `AppError`, with `Retry-After` where it applies.
+    public static func error(_ error: AppError, requestID: String?) -> HTTPResponse {
+        var headers: [(String, String)] = []
+        if let retryAfter = error.retryAfter { headers.append(("Retry-After", String(retryAfter))) }
+        return .json(error.status, error.body(requestID: requestID), headers: headers)
+    }
+
+    /// Standard reason phrases for the statuses Cameo answers with.
+    public var reason: String {
+        switch status {
+        case 200: "OK"
+        case 201: "Created"
+        case 202: "Accepted"
+        case 204: "No Content"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 409: "Conflict"
+        case 413: "Content Too Large"
+        case 415: "Unsupported Media Type"
+        case 422: "Unprocessable Content"
+        case 429: "Too Many Requests"
+        case 503: "Service Unavailable"
+        default: status < 500 ? "Client Error" : "Internal Server Error"
+        }
+    }
+}

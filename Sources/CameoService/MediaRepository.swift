@@ -1,0 +1,145 @@
+import CameoCore
+public import MariaDB
+
+/// A `media_files` row as the handlers use it.
+public struct MediaRecord: Sendable {
+    public let id: String
+    public let userID: String
+    public let state: String
+    public let rejectReason: String?
+    public let declaredType: String
+    public let declaredBytes: Int
+    public let uploadExpiresAt: Int
+    public let crop: (x: Int, y: Int, size: Int)?
+    public let cdnURL: String?
+
+    init(row: Row) {
+        id = row.string("id") ?? ""
+        userID = row.string("user_id") ?? ""
+        state = row.string("state") ?? ""
+        rejectReason = row.string("reject_reason")
+        declaredType = row.string("declared_type") ?? ""
+        declaredBytes = row.int("declared_bytes") ?? 0
+        uploadExpiresAt = row.int("upload_expires_at") ?? 0
+        if let x = row.int("crop_x"), let y = row.int("crop_y"), let size = row.int("crop_size") {
+            crop = (x, y, size)
+        } else {
+            crop = nil
+        }
+        cdnURL = row.string("cdn_url")
+    }
+}
+
+/// The user's current avatar (`user_avatars`).
+public struct AvatarRecord: Sendable {
+    public let userID: String
+    public let mediaID: String
+    public let version: String
+    public let sizes: [Int]
+}
+
+/// All SQL Cameo runs, each a prepared statement with bound parameters. State changes are
+/// guarded UPDATEs (`WHERE state = <expected>`), so a replayed request cannot move a row
+/// backwards or publish twice: the affected-row count says whether this caller won.
+public struct MediaRepository {
+    let db: Connection
+
+    public init(db: Connection) { self.db = db }
+
+    static let mediaColumns =
+        "id, user_id, state, reject_reason, declared_type, declared_bytes, upload_expires_at, crop_x, crop_y, crop_size, cdn_url"
+
+    public func createPendingUpload(
+        id: String, userID: String, declaredType: String, declaredBytes: Int, expiresAt: Int, crop: (x: Int, y: Int, size: Int)?
+    ) throws {
+        try db.execute(
+            """
+            INSERT INTO media_files (id, user_id, state, declared_type, declared_bytes, upload_expires_at, crop_x, crop_y, crop_size)
+            VALUES (?, ?, 'pending_upload', ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(id), .text(userID), .text(declaredType), .int(declaredBytes), .int(expiresAt),
+                crop.map { .int($0.x) } ?? .null, crop.map { .int($0.y) } ?? .null, crop.map { .int($0.size) } ?? .null,
+            ])
+    }
+
+    public func media(id: String) throws -> MediaRecord? {
+        try db.query("SELECT \(Self.mediaColumns) FROM media_files WHERE id = ?", [.text(id)]).first.map(MediaRecord.init)
+    }
+
+    /// Moves a row from `from` to `to` only if it is still in `from`; true when this call did it.
+    @discardableResult
+    public func transition(id: String, from: String, to: String) throws -> Bool {
+        try db.execute("UPDATE media_files SET state = ? WHERE id = ? AND state = ?", [.text(to), .text(id), .text(from)]) == 1
+    }
+
+    /// Claims a pending upload for the body that just arrived: the single-use check.
+    public func claimUpload(id: String, bytes: Int) throws -> Bool {
+        try db.execute(
+            "UPDATE media_files SET state = 'received', bytes = ? WHERE id = ? AND state = 'pending_upload'",
+            [.int(bytes), .text(id)]) == 1
+    }
+
+    public func recordSniffed(id: String, type: String, width: Int, height: Int, sha256: String) throws {
+        try db.execute(
+            "UPDATE media_files SET sniffed_type = ?, width = ?, height = ?, sha256 = ? WHERE id = ?",
+            [.text(type), .int(width), .int(height), .text(sha256), .text(id)])
+    }
+
+    /// Marks an upload rejected, from whichever non-final state it is in.
+    public func reject(id: String, reason: String) throws {
+        try db.execute(
+            "UPDATE media_files SET state = 'rejected', reject_reason = ? WHERE id = ? AND state IN ('pending_upload', 'received', 'scanning', 'processing')",
+            [.text(reason), .text(id)])
+    }
+
+    /// Publishes in one transaction: the media row becomes `ready`, the user's avatar pointer
+    /// moves to it and the `avatar_uploaded` event is recorded. Returns false (and changes
+    /// nothing) if the row was no longer `processing`.
+    public func publish(
+        media: MediaRecord, version: String, sizes: [Int], cdnURL: String, bytes: Int, mime: String, processingMS: Int
+    ) throws -> Bool {
+        try db.transaction {
+            let moved = try db.execute(
+                "UPDATE media_files SET state = 'ready', cdn_url = ?, processing_ms = ? WHERE id = ? AND state = 'processing'",
+                [.text(cdnURL), .int(processingMS), .text(media.id)])
+            guard moved == 1 else { return false }
+            try db.execute(
+                """
+                INSERT INTO user_avatars (user_id, media_id, version, sizes) VALUES (?, ?, ?, ?)
+                ON DUPLICATE KEY UPDATE media_id = VALUES(media_id), version = VALUES(version), sizes = VALUES(sizes)
+                """,
+                [.text(media.userID), .text(media.id), .text(version), .text(sizes.map(String.init).joined(separator: ","))])
+            try db.execute(
+                """
+                INSERT IGNORE INTO analytics_events (event, user_id, media_id, bytes, mime, processing_time_ms)
+                VALUES ('avatar_uploaded', ?, ?, ?, ?, ?)
+                """,
+                [.text(media.userID), .text(media.id), .int(bytes), .text(mime), .int(processingMS)])
+            return true
+        }
+    }
+
+    public func avatar(userID: String) throws -> AvatarRecord? {
+        guard let row = try db.query("SELECT user_id, media_id, version, sizes FROM user_avatars WHERE user_id = ?", [.text(userID)]).first
+        else { return nil }
+        return AvatarRecord(
+            userID: row.string("user_id") ?? userID, mediaID: row.string("media_id") ?? "", version: row.string("version") ?? "",
+            sizes: (row.string("sizes") ?? "").split(separator: ",").compactMap { Int($0) })
+    }
+
+    /// Removes the avatar pointer; true when there was one.
+    public func deleteAvatar(userID: String) throws -> Bool {
+        try db.execute("DELETE FROM user_avatars WHERE user_id = ?", [.text(userID)]) == 1
+    }
+
+    public func isRevoked(jti: String) throws -> Bool {
+        try !db.query("SELECT 1 AS revoked FROM revoked_tokens WHERE jti = ?", [.text(jti)]).isEmpty
+    }
+
+    public func revoke(jti: String, expiresAt: Int) throws {
+        try db.execute(
+            "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at)",
+            [.text(jti), .int(expiresAt)])
+    }
+}

@@ -1,0 +1,64 @@
+import CameoCore
+import CameoCrypto
+import FoundationEssentials
+
+extension Application {
+    private struct PresignBody: Decodable {
+        let content_type: String?
+        let content_length: Int?
+        let crop: CropBody?
+    }
+
+    struct CropBody: Decodable {
+        let x: Int
+        let y: Int
+        let size: Int
+    }
+
+    /// `POST /users/me/avatar/upload`: checks the declared type and length up front, creates the
+    /// `media_files` row and returns a SigV4-presigned PUT URL (SPEC §2).
+    func presign(_ request: HTTPRequest) throws -> HTTPResponse {
+        try require(request, "POST")
+        let claims = try authenticate(request)
+        let bodyBytes = try request.readBody(16 * 1024)
+        guard let body = try? JSONDecoder().decode(PresignBody.self, from: Data(bodyBytes)) else {
+            throw AppError.badRequest("The body must be JSON: {\"content_type\", \"content_length\", \"crop\"?}.", code: "invalid_json")
+        }
+        guard let contentType = body.content_type else { throw AppError.badRequest("content_type is required.", code: "missing_field") }
+        guard config.limits.allowedTypes.contains(contentType) else { throw AppError.badType(allowed: config.limits.allowedTypes) }
+        guard let length = body.content_length, length > 0 else {
+            throw AppError.badRequest("content_length must be a positive number of bytes.", code: "bad_content_length")
+        }
+        guard length <= config.limits.maxUploadBytes else { throw AppError.tooLarge(limit: config.limits.maxUploadBytes) }
+        if let crop = body.crop {
+            guard crop.x >= 0, crop.y >= 0, crop.size >= 1, crop.x <= config.limits.maxSide, crop.y <= config.limits.maxSide,
+                crop.size <= config.limits.maxSide
+            else { throw AppError.badCrop("crop needs whole numbers x ≥ 0, y ≥ 0 and 1 ≤ size ≤ \(config.limits.maxSide).") }
+        }
+
+        let mediaID = Digest.randomBytes(16).hexString
+        let now = Self.now()
+        let expiresAt = now + config.presign.ttlSeconds
+        try repository.createPendingUpload(
+            id: mediaID, userID: claims.userID, declaredType: contentType, declaredBytes: length, expiresAt: expiresAt,
+            crop: body.crop.map { ($0.x, $0.y, $0.size) })
+        let path = "/uploads/\(mediaID)"
+        let query = presigner.presignedQuery(
+            for: .init(method: "PUT", host: publicHost, path: path, contentType: contentType, maxBytes: length),
+            now: now, expires: config.presign.ttlSeconds)
+        return .json(
+            201,
+            .object([
+                ("media_id", .string(mediaID)),
+                ("upload_url", .string("\(config.publicBaseURL)\(path)?\(query)")),
+                ("method", .string("PUT")),
+                ("headers", .object([("Content-Type", .string(contentType))])),
+                ("expires_at", .string(Self.iso8601(expiresAt))),
+                ("max_bytes", .int(length)),
+            ]))
+    }
+
+    static func iso8601(_ epochSeconds: Int) -> String {
+        Date(timeIntervalSince1970: Double(epochSeconds)).formatted(.iso8601)
+    }
+}

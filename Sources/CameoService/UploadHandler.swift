@@ -1,0 +1,145 @@
+import CameoCore
+import CameoCrypto
+import Imaging
+
+extension Application {
+    /// The media id in `/uploads/{id}`: exactly 32 lower-case hex digits, or nil.
+    static func uploadMediaID(path: String) -> String? {
+        guard path.hasPrefix("/uploads/") else { return nil }
+        let id = String(path.dropFirst("/uploads/".count))
+        guard id.utf8.count == 32, id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else { return nil }
+        return id
+    }
+
+    /// Checks a presigned PUT: signature, expiry, state and declared length. Shared by the
+    /// `auth_request` check and the upload itself.
+    private func checkPresigned(_ request: HTTPRequest) throws(AppError) -> (mediaID: String, maxBytes: Int) {
+        guard let mediaID = Self.uploadMediaID(path: request.path) else { throw .badSignature }
+        let verdict = presigner.verify(
+            method: request.method, host: request.headers["host"] ?? "", path: request.path,
+            contentType: request.headers["content-type"] ?? "", query: request.queryItems, now: Self.now(),
+            maxLifetime: config.presign.ttlSeconds)
+        switch verdict {
+        case .failure(.badSignature): throw .badSignature
+        case .failure(.expired): throw .urlExpired
+        case .success(let verified):
+            if let declared = request.headers["content-length"].flatMap({ Int($0) }), declared > verified.maxBytes {
+                throw .tooLarge(limit: verified.maxBytes)
+            }
+            return (mediaID, verified.maxBytes)
+        }
+    }
+
+    /// nginx's `auth_request` for `PUT /uploads/{id}`, run before the body is read. 204 lets
+    /// nginx read the body; a refusal is a 403 whose `X-Cameo-Error` names the real error,
+    /// which `upload_denied` turns into the client's answer (auth_request passes on only 401
+    /// and 403).
+    func verifyUpload(_ request: HTTPRequest) -> HTTPResponse {
+        do {
+            let (mediaID, _) = try checkPresigned(request)
+            guard let media = try repository.media(id: mediaID) else { throw AppError.badSignature }
+            guard media.state == "pending_upload" else { throw AppError.urlUsed }
+            return HTTPResponse(status: 204)
+        } catch let error as AppError {
+            return HTTPResponse(status: 403, headers: [("X-Cameo-Error", error.code)])
+        } catch {
+            Log.request(request, status: 503, milliseconds: 0, error: String(describing: error))
+            return HTTPResponse(status: 403, headers: [("X-Cameo-Error", Self.classify(error).code)])
+        }
+    }
+
+    /// Renders the error for a PUT that `verify_upload` refused, from the code nginx passed on.
+    func uploadDenied(_ request: HTTPRequest) -> HTTPResponse {
+        let code = request.parameters["CAMEO_DENIAL"] ?? ""
+        let limit = (try? checkPresigned(request).maxBytes) ?? config.limits.maxUploadBytes
+        let errors: [AppError] = [.badSignature, .urlExpired, .urlUsed, .tooLarge(limit: limit), .unavailable("database")]
+        return .error(errors.first { $0.code == code } ?? .badSignature, requestID: request.requestID)
+    }
+
+    /// `PUT /uploads/{id}`: the body nginx buffered is moved into quarantine, checked,
+    /// rendered and published (SPEC §2, §3).
+    func upload(_ request: HTTPRequest) throws -> HTTPResponse {
+        try require(request, "PUT")
+        let (mediaID, maxBytes) = try checkPresigned(request)
+        guard let media = try repository.media(id: mediaID) else { throw AppError.badSignature }
+
+        let received: String
+        let bytes: Int
+        if let bodyFile = request.bodyFile {
+            bytes = try storage.fileSize(bodyFile)
+            guard try repository.claimUpload(id: mediaID, bytes: bytes) else { throw AppError.urlUsed }
+            received = try storage.quarantine(bodyFile: bodyFile, mediaID: mediaID)
+        } else {
+            let body = try request.readBody(config.limits.maxUploadBytes)
+            bytes = body.count
+            guard try repository.claimUpload(id: mediaID, bytes: bytes) else { throw AppError.urlUsed }
+            received = storage.quarantinePath(mediaID: mediaID)
+            try storage.write(body, to: received)
+        }
+        // From here on the quarantine file is ours: every path out removes it.
+        defer { storage.remove(received) }
+        guard bytes <= maxBytes else {
+            try repository.reject(id: mediaID, reason: "too_large")
+            throw AppError.tooLarge(limit: maxBytes)
+        }
+        return try process(media: media, quarantined: received, bytes: bytes)
+    }
+
+    /// Validates, renders and publishes a quarantined upload. Scanning joins here (issue 4).
+    func process(media: MediaRecord, quarantined path: String, bytes: Int) throws -> HTTPResponse {
+        let started = Self.monotonicMilliseconds()
+        guard try repository.transition(id: media.id, from: "received", to: "processing") else { throw AppError.urlUsed }
+        let data = try storage.read(path, limit: config.limits.maxUploadBytes)
+        let renditions: AvatarRenditions
+        do {
+            renditions = try renderer.render(data, crop: media.crop.map { CropRect(x: $0.x, y: $0.y, size: $0.size) })
+        } catch {
+            let appError = map(error)
+            try repository.reject(id: media.id, reason: appError.code)
+            throw appError
+        }
+        try repository.recordSniffed(
+            id: media.id, type: renditions.format.mimeType, width: renditions.sourceWidth, height: renditions.sourceHeight,
+            sha256: Digest.sha256(data).hexString)
+
+        let largest = renditions.webp.keys.max() ?? 0
+        let version = String(Digest.sha256(renditions.webp[largest] ?? []).hexString.prefix(16))
+        let staged = try storage.stage(userID: media.userID, mediaID: media.id, renditions: renditions.webp)
+        let url = avatarURL(userID: media.userID, fileName: "avatar.webp", version: version)
+        let sizes = renditions.webp.keys.sorted(by: >)
+        let published: Bool
+        do {
+            published = try repository.publish(
+                media: media, version: version, sizes: sizes, cdnURL: url, bytes: bytes, mime: renditions.format.mimeType,
+                processingMS: Self.monotonicMilliseconds() - started)
+        } catch {
+            storage.discard(staged)
+            throw error
+        }
+        guard published else {
+            storage.discard(staged)
+            throw AppError.urlUsed
+        }
+        // The row already points at the new version; renames within one folder do not fail
+        // short of the disk vanishing, and the old files stay until each rename replaces them.
+        try storage.commit(staged)
+        return .json(
+            200,
+            .object([
+                ("media_id", .string(media.id)), ("state", .string("ready")), ("avatar_url", .string(url)),
+                ("variants", variantURLs(userID: media.userID, sizes: sizes, version: version)),
+            ]))
+    }
+
+    /// The one place imaging errors become API errors.
+    func map(_ error: ImagingError) -> AppError {
+        switch error {
+        case .unsupportedFormat: return .badType(allowed: config.limits.allowedTypes)
+        case .dimensionsTooLarge(let width, let height, let maxSide): return .badDimensions(width: width, height: height, limit: maxSide)
+        case .pixelBomb(let pixels, let maxPixels): return .pixelBomb(pixels: pixels, limit: maxPixels)
+        case .corrupt: return .corrupt
+        case .badCrop(let message): return .badCrop(message)
+        case .encodeFailed: return .internalError
+        }
+    }
+}
