@@ -121,19 +121,31 @@ public struct SigV4Presigner: Sendable {
     }
 
     private func computeSignature(scope: Scope, parameters: [(String, String)], secret: String, keyID: String, timestamp: UTCTimestamp) -> String {
+        Self.signature(
+            method: scope.method, path: scope.path, query: parameters,
+            headers: [("content-type", scope.contentType), ("host", scope.host)], payloadHash: "UNSIGNED-PAYLOAD",
+            secret: secret, region: region, service: Self.service, timestamp: timestamp)
+    }
+
+    /// The SigV4 signature (lower-case hex) of a request, in general form: any method, query
+    /// and signed headers. `headers` are (lower-case name, value) pairs, all of them signed.
+    static func signature(
+        method: String, path: String, query: [(String, String)], headers: [(String, String)], payloadHash: String,
+        secret: String, region: String, service: String, timestamp: UTCTimestamp
+    ) -> String {
+        let sortedHeaders = headers.sorted { $0.0 < $1.0 }
         let canonicalRequest = [
-            scope.method,
-            Self.uriEncode(scope.path, encodeSlash: false),
-            Self.canonicalQuery(parameters),
-            "content-type:\(scope.contentType.trimmingWhitespace())\nhost:\(scope.host.trimmingWhitespace())\n",
-            Self.signedHeaders,
-            "UNSIGNED-PAYLOAD",
+            method,
+            uriEncode(path, encodeSlash: false),
+            canonicalQuery(query),
+            sortedHeaders.map { "\($0.0):\($0.1.trimmingWhitespace())\n" }.joined(),
+            sortedHeaders.map(\.0).joined(separator: ";"),
+            payloadHash,
         ].joined(separator: "\n")
-        let stringToSign = [
-            Self.algorithm, timestamp.amzDate, credentialScope(timestamp), Digest.sha256(canonicalRequest).hexString,
-        ].joined(separator: "\n")
+        let scope = "\(timestamp.date)/\(region)/\(service)/aws4_request"
+        let stringToSign = [algorithm, timestamp.amzDate, scope, Digest.sha256(canonicalRequest).hexString].joined(separator: "\n")
         var key = Digest.hmacSHA256(key: Array("AWS4\(secret)".utf8), timestamp.date)
-        for part in [region, Self.service, "aws4_request"] { key = Digest.hmacSHA256(key: key, part) }
+        for part in [region, service, "aws4_request"] { key = Digest.hmacSHA256(key: key, part) }
         return Digest.hmacSHA256(key: key, stringToSign).hexString
     }
 

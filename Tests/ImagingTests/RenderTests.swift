@@ -188,7 +188,7 @@ struct RenderTests {
     }
 
     @Test("animated WebP renders its first frame on a transparent canvas")
-    func animatedWebP() throws {
+    func animatedFirstFrame() throws {
         let red = makeRaster(width: 32, height: 32) { _, _ in (.red, 255) }
         let green = makeRaster(width: 64, height: 64) { _, _ in (.green, 255) }
         let file = animatedWebP(

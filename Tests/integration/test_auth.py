@@ -1,0 +1,67 @@
+"""Token handling through nginx: bearer, cookie, expiry, revocation."""
+import time
+import uuid
+
+import jwt
+import requests
+
+
+def presign_with(stack, headers):
+    return requests.post(stack.url("/users/me/avatar/upload"), json={"content_type": "image/jpeg", "content_length": 1000}, headers=headers)
+
+
+def code(response):
+    return response.json()["error"]["code"]
+
+
+def hs256(stack, **claims):
+    return jwt.encode(claims, stack.config["auth.hs256_secret"], algorithm="HS256")
+
+
+def test_missing_and_malformed_tokens_get_401(stack):
+    assert presign_with(stack, {}).status_code == 401
+    assert code(presign_with(stack, {})) == "missing_token"
+    bad = presign_with(stack, {"Authorization": "Bearer not.a.token"})
+    assert bad.status_code == 401 and code(bad) == "invalid_token"
+    forged = jwt.encode({"sub": "mallory", "exp": int(time.time()) + 60}, "x" * 32, algorithm="HS256")
+    assert code(presign_with(stack, {"Authorization": f"Bearer {forged}"})) == "invalid_token"
+
+
+def test_expired_token_gets_401(stack, user):
+    expired = hs256(stack, sub=user, exp=int(time.time()) - 120)
+    response = presign_with(stack, {"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401 and code(response) == "token_expired"
+
+
+def test_revoked_token_gets_401(stack, user):
+    jti = uuid.uuid4().hex
+    token = hs256(stack, sub=user, exp=int(time.time()) + 600, jti=jti)
+    assert presign_with(stack, {"Authorization": f"Bearer {token}"}).status_code == 201
+    stack.ctl("revoke", jti)
+    response = presign_with(stack, {"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and code(response) == "token_revoked"
+
+
+def test_cookie_token_needs_an_allowed_origin(stack, user):
+    token = stack.token(user)
+    cookies = {"access_token": token}
+    ok = requests.post(stack.url("/users/me/avatar/upload"), json={"content_type": "image/png", "content_length": 10},
+                       cookies=cookies, headers={"Origin": stack.base_url})
+    assert ok.status_code == 201, ok.text
+    cross = requests.post(stack.url("/users/me/avatar/upload"), json={"content_type": "image/png", "content_length": 10},
+                          cookies=cookies, headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403 and code(cross) == "bad_origin"
+    no_origin = requests.post(stack.url("/users/me/avatar/upload"), json={"content_type": "image/png", "content_length": 10}, cookies=cookies)
+    assert no_origin.status_code == 403
+
+
+def test_media_status_is_for_the_owner_only(stack, user):
+    token = stack.token(user)
+    media_id = requests.post(stack.url("/users/me/avatar/upload"), json={"content_type": "image/png", "content_length": 10},
+                             headers={"Authorization": f"Bearer {token}"}).json()["media_id"]
+    own = requests.get(stack.url(f"/media/{media_id}"), headers={"Authorization": f"Bearer {token}"})
+    assert own.status_code == 200 and own.json()["state"] == "pending_upload"
+    other = requests.get(stack.url(f"/media/{media_id}"), headers={"Authorization": f"Bearer {stack.token('someone-else')}"})
+    assert other.status_code == 403 and code(other) == "forbidden"
+    missing = requests.get(stack.url("/media/" + "0" * 32), headers={"Authorization": f"Bearer {token}"})
+    assert missing.status_code == 404

@@ -1,0 +1,66 @@
+"""Profile reads and deletes, health, and the worker pool's supervision."""
+import os
+import signal
+import subprocess
+import time
+
+import requests
+
+from test_upload_flow import upload
+
+
+def auth(stack, user):
+    return {"Authorization": f"Bearer {stack.token(user)}"}
+
+
+def test_profile_get_and_delete(stack, user, png):
+    assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers=auth(stack, user)).status_code == 404
+    _, response = upload(stack, user, png, "image/png")
+    published = response.json()
+    current = requests.get(stack.url("/api/v1/profile/me/avatar"), headers=auth(stack, user))
+    assert current.status_code == 200
+    assert current.json()["avatar_url"] == published["avatar_url"]
+    assert set(current.json()["variants"]) == {"512", "256", "128", "64"}
+    deleted = requests.delete(stack.url("/api/v1/profile/me/avatar"), headers=auth(stack, user))
+    assert deleted.status_code == 204
+    assert requests.get(published["avatar_url"]).status_code == 404
+    assert stack.files_under(f"profile-media/{user}") == []
+    assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers=auth(stack, user)).status_code == 404
+
+
+def test_health_reports_components(stack):
+    response = requests.get(stack.url("/health/avatar"))
+    assert response.status_code == 200
+    assert response.json()["components"] == {"database": "up", "storage": "up"}
+
+
+def test_quarantine_and_unknown_paths_are_never_served(stack):
+    for path in ["/quarantine/", "/incoming/", "/profile-media/../quarantine/x", "/sql/0001_initial.sql"]:
+        assert requests.get(stack.url(path)).status_code in (400, 404)
+
+
+def worker_pids():
+    out = subprocess.run(["pgrep", "-f", "cameo-fcgi"], capture_output=True, text=True).stdout.split()
+    return {int(p) for p in out}
+
+
+def test_killed_worker_is_replaced_and_requests_keep_working(stack):
+    before = worker_pids()
+    assert len(before) >= 2
+    victim = sorted(before)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.time() + 5
+    while time.time() < deadline and (victim in worker_pids() or len(worker_pids()) < len(before)):
+        time.sleep(0.1)
+    after = worker_pids()
+    assert victim not in after and len(after) == len(before)
+    for _ in range(10):
+        assert requests.get(stack.url("/health/avatar")).status_code == 200
+
+
+def test_workers_are_recycled_after_max_requests(stack):
+    limit = int(stack.config["worker.max_requests"])
+    before = worker_pids()
+    for _ in range(limit * 3):
+        assert requests.get(stack.url("/health/avatar")).status_code == 200
+    assert worker_pids() - before, "no worker was replaced after serving its quota"
