@@ -29,6 +29,10 @@ void cameo_install_graceful_stop(void) {
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGUSR1, &action, NULL);
+    // multiwatch may pass on SIGQUIT or SIGHUP when it stops; the Swift runtime would
+    // otherwise treat SIGQUIT as a crash and print a backtrace.
+    sigaction(SIGQUIT, &action, NULL);
+    sigaction(SIGHUP, &action, NULL);
     // A client that hangs up mid-reply must not kill the worker.
     signal(SIGPIPE, SIG_IGN);
 }

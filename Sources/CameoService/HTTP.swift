@@ -43,6 +43,8 @@ public struct HTTPRequest: Sendable {
         }
         if let type = parameters["CONTENT_TYPE"], !type.isEmpty { headers["content-type"] = type }
         if let length = parameters["CONTENT_LENGTH"], !length.isEmpty { headers["content-length"] = length }
+        // nginx's `$http_host` (see nginx/snippets/cameo-fastcgi.conf): the Host header verbatim.
+        if let host = parameters["CAMEO_HOST"], !host.isEmpty { headers["host"] = host }
         let uri = parameters["REQUEST_URI"] ?? "/"
         let (path, query) = Self.split(uri: uri)
         let bodyFile = parameters["REQUEST_BODY_FILE"].flatMap { $0.isEmpty ? nil : $0 }

@@ -45,8 +45,8 @@ public struct MediaStorage: Sendable {
     }
 
     /// Writes bytes to a new file (used when the body came over the FastCGI stream).
-    public func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(StorageError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+    public func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o600) throws(StorageError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode))
         guard fd >= 0 else { throw StorageError(operation: "open", path: path, errno: errno) }
         defer { close(fd) }
         var offset = 0

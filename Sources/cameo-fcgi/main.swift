@@ -57,8 +57,9 @@ while served < config.maxRequestsPerWorker && cameo_stop_requested() == 0 {
         }
         var withBody = request
         let captured = body
+        let capturedError = bodyError
         withBody.readBody = { limit in
-            if let bodyError { throw bodyError }
+            if let capturedError { throw capturedError }
             guard captured.count <= limit else { throw AppError.tooLarge(limit: limit) }
             return captured
         }
