@@ -33,6 +33,16 @@ void cameo_install_graceful_stop(void) {
     // otherwise treat SIGQUIT as a crash and print a backtrace.
     sigaction(SIGQUIT, &action, NULL);
     sigaction(SIGHUP, &action, NULL);
+    // multiwatch handles signals through libev, which blocks them; its children inherit the
+    // mask, so without this a worker would never see the stop signal.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGUSR1);
+    sigaddset(&stop_signals, SIGQUIT);
+    sigaddset(&stop_signals, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
     // A client that hangs up mid-reply must not kill the worker.
     signal(SIGPIPE, SIG_IGN);
 }

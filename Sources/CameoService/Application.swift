@@ -57,7 +57,6 @@ public final class Application {
         switch request.route {
         case "presign": return try presign(request)
         case "verify_upload": return verifyUpload(request)
-        case "upload_denied": return uploadDenied(request)
         case "upload": return try upload(request)
         case "media_status": return try mediaStatus(request)
         case "profile": return try profile(request)

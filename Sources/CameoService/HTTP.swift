@@ -15,7 +15,7 @@ public struct HTTPRequest: Sendable {
     public var requestID: String
     /// The file nginx buffered the body into (`$request_body_file`), for upload routes.
     public var bodyFile: String?
-    /// Other FastCGI parameters a handler may need (`CAMEO_DENIAL` and the like).
+    /// Other FastCGI parameters a handler may need (`REQUEST_BODY_FILE` and the like).
     public var parameters: [String: String]
     /// Reads the body from the FastCGI stream, bounded.
     public var readBody: @Sendable (_ limit: Int) throws -> [UInt8]

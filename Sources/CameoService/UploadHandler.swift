@@ -31,29 +31,28 @@ extension Application {
     }
 
     /// nginx's `auth_request` for `PUT /uploads/{id}`, run before the body is read. 204 lets
-    /// nginx read the body; a refusal is a 403 whose `X-Cameo-Error` names the real error,
-    /// which `upload_denied` turns into the client's answer (auth_request passes on only 401
-    /// and 403).
+    /// nginx read the body. auth_request passes on only 401 and 403, so a refusal is a 403
+    /// whose `X-Cameo-Error-Status` and `X-Cameo-Error-Body` carry the client's real answer,
+    /// which nginx returns without reading the body (see nginx/sites-available/cameo.conf).
     func verifyUpload(_ request: HTTPRequest) -> HTTPResponse {
+        let refusal: AppError
         do {
             let (mediaID, _) = try checkPresigned(request)
             guard let media = try repository.media(id: mediaID) else { throw AppError.badSignature }
             guard media.state == "pending_upload" else { throw AppError.urlUsed }
             return HTTPResponse(status: 204)
         } catch let error as AppError {
-            return HTTPResponse(status: 403, headers: [("X-Cameo-Error", error.code)])
+            refusal = error
         } catch {
             Log.request(request, status: 503, milliseconds: 0, error: String(describing: error))
-            return HTTPResponse(status: 403, headers: [("X-Cameo-Error", Self.classify(error).code)])
+            refusal = Self.classify(error)
         }
-    }
-
-    /// Renders the error for a PUT that `verify_upload` refused, from the code nginx passed on.
-    func uploadDenied(_ request: HTTPRequest) -> HTTPResponse {
-        let code = request.parameters["CAMEO_DENIAL"] ?? ""
-        let limit = (try? checkPresigned(request).maxBytes) ?? config.limits.maxUploadBytes
-        let errors: [AppError] = [.badSignature, .urlExpired, .urlUsed, .tooLarge(limit: limit), .unavailable("database")]
-        return .error(errors.first { $0.code == code } ?? .badSignature, requestID: request.requestID)
+        return HTTPResponse(
+            status: 403,
+            headers: [
+                ("X-Cameo-Error-Status", String(refusal.status)),
+                ("X-Cameo-Error-Body", refusal.body(requestID: request.requestID).serialized()),
+            ])
     }
 
     /// `PUT /uploads/{id}`: the body nginx buffered is moved into quarantine, checked,

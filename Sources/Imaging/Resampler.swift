@@ -113,6 +113,12 @@ func resample(_ source: Raster, horizontal: FilterTable, vertical: FilterTable) 
     let colMax = horizontal.sourceMax
     let rows = max(rowMax - rowMin, 0)
     let cols = max(colMax - colMin, 0)
+    // FilterTable gives every output at least one tap, so this only trips on an empty source
+    // or zero-sized output; answer with a blank image rather than unwrapping nil below.
+    guard rows > 0, cols > 0, outW > 0, outH > 0 else {
+        return Raster(width: outW, height: outH, channels: channels,
+                      pixels: [UInt8](repeating: 0, count: max(outW, 0) * max(outH, 0) * channels))
+    }
 
     // Every element is written by the horizontal pass, so skip zero-filling ~10 MB.
     var intermediate = [SIMD4<Float>](unsafeUninitializedCapacity: outW * rows) { _, count in
@@ -137,7 +143,7 @@ func resample(_ source: Raster, horizontal: FilterTable, vertical: FilterTable) 
                                 if alpha {
                                     for x in 0..<cols {
                                         let a = Float(p[3])
-                                        let f: Float = 1
+                                        let f = a * (1 / 255)
                                         lineBase[x] = SIMD4(Float(p[0]) * f, Float(p[1]) * f, Float(p[2]) * f, a)
                                         p += 4
                                     }
@@ -185,7 +191,7 @@ func resample(_ source: Raster, horizontal: FilterTable, vertical: FilterTable) 
                             if a < 0.5 {
                                 out[0] = 0; out[1] = 0; out[2] = 0; out[3] = 0
                             } else {
-                                let rgb = SIMD4(v.x, v.y, v.z, a)
+                                let rgb = SIMD4(v.x, v.y, v.z, a) * SIMD4(255 / a, 255 / a, 255 / a, 1)
                                 let c = quantize(rgb)
                                 out[0] = c.x; out[1] = c.y; out[2] = c.z; out[3] = c.w
                             }

@@ -2,8 +2,11 @@ import Testing
 
 @testable import Imaging
 
+/// Type detection and header checks: everything that must be decided before any pixel is
+/// allocated.
 @Suite("Sniffing and headers")
 struct HeaderTests {
+    /// The spec defaults (2048 px per side, 4.2 MP).
     let limits = ImageLimits()
 
     @Test("real JPEG, PNG and WebP files are sniffed by their magic bytes")
@@ -46,6 +49,20 @@ struct HeaderTests {
         // The renderer applies the same check before decoding anything.
         #expect(throws: ImagingError.dimensionsTooLarge(width: 60_000, height: 60_000, maxSide: 2048)) {
             try AvatarRenderer(limits: limits).render(png, crop: nil)
+        }
+    }
+
+    @Test("a JPEG whose SOF claims 60000x40000 is rejected before decoding")
+    func hugeJPEGHeader() throws {
+        var bytes = try jpeg(gradient(width: 16, height: 16))
+        // Patch the baseline SOF0 segment: FF C0, length (2), precision (1), height, width.
+        let sof = try #require(bytes.indices.dropLast().first { bytes[$0] == 0xFF && bytes[$0 + 1] == 0xC0 })
+        bytes.replaceSubrange((sof + 5)..<(sof + 9), with: [0xEA, 0x60, 0x9C, 0x40])  // 60000, 40000
+        #expect(throws: ImagingError.dimensionsTooLarge(width: 40_000, height: 60_000, maxSide: 2048)) {
+            try readHeader(bytes, limits: limits)
+        }
+        #expect(throws: ImagingError.dimensionsTooLarge(width: 40_000, height: 60_000, maxSide: 2048)) {
+            try AvatarRenderer(limits: limits).render(bytes, crop: nil)
         }
     }
 

@@ -6,12 +6,19 @@
 
 /// An RGB colour used to paint and check test images.
 struct RGB: Equatable, CustomStringConvertible {
+    /// Channels, 0...255.
     var r: UInt8, g: UInt8, b: UInt8
+    /// Saturated but not extreme colours, so codec overshoot cannot clip and hide errors.
     static let red = RGB(r: 230, g: 20, b: 20)
+    /// See `red`.
     static let green = RGB(r: 20, g: 200, b: 40)
+    /// See `red`.
     static let blue = RGB(r: 20, g: 40, b: 220)
+    /// See `red`.
     static let yellow = RGB(r: 240, g: 230, b: 30)
+    /// Background for marker tests.
     static let gray = RGB(r: 128, g: 128, b: 128)
+    /// "(r,g,b)" for failure messages.
     var description: String { "(\(r),\(g),\(b))" }
 }
 
