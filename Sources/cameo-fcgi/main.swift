@@ -13,6 +13,9 @@ import Glibc
 func fail(_ message: String, code: Int32) -> Never {
     let bytes = Array("cameo-fcgi: \(message)\n".utf8)
     bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+    // The supervisor restarts exited workers at once; pausing keeps a worker that cannot
+    // start from spinning a core.
+    sleep(1)
     exit(code)
 }
 

@@ -40,7 +40,8 @@ def test_quarantine_and_unknown_paths_are_never_served(stack):
 
 
 def worker_pids():
-    out = subprocess.run(["pgrep", "-f", "cameo-fcgi"], capture_output=True, text=True).stdout.split()
+    # -x matches the process name, so multiwatch (whose command line names cameo-fcgi) is not counted.
+    out = subprocess.run(["pgrep", "-x", "cameo-fcgi"], capture_output=True, text=True).stdout.split()
     return {int(p) for p in out}
 
 
