@@ -159,19 +159,21 @@ public struct SigV4Presigner: Sendable {
 
     /// RFC 3986 encoding as SigV4 specifies: unreserved characters stay, all else is `%XX`.
     static func uriEncode(_ text: String, encodeSlash: Bool) -> String {
-        var out = ""
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 16)
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
+                out.append(byte)
             case UInt8(ascii: "/") where !encodeSlash:
-                out += "/"
+                out.append(byte)
             default:
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -240,4 +242,12 @@ struct UTCTimestamp {
 
 extension Int {
     func floorDiv(_ divisor: Int) -> Int { (self >= 0 ? self : self - divisor + 1) / divisor }
+}
+
+/// RFC 3339 / ISO 8601 UTC text (`2026-11-24T04:45:50Z`) without a calendar library.
+public func iso8601UTC(epochSeconds: Int) -> String {
+    let compact = UTCTimestamp(epochSeconds: epochSeconds).amzDate
+    let c = Array(compact)
+    return String(c[0..<4]) + "-" + String(c[4..<6]) + "-" + String(c[6..<8]) + "T" + String(c[9..<11]) + ":" + String(c[11..<13]) + ":"
+        + String(c[13..<15]) + "Z"
 }

@@ -3,8 +3,9 @@ import CameoCore
 extension Application {
     /// Authenticates a request by `Authorization: Bearer` or, failing that, the `access_token`
     /// cookie. Cookie requests must come from an allowed Origin, since browsers attach cookies
-    /// to cross-site requests too. Revoked `jti`s are refused.
-    func authenticate(_ request: HTTPRequest) throws -> TokenClaims {
+    /// to cross-site requests too. Revoked `jti`s are refused, unless the caller checks
+    /// revocation itself inside its own statement (`checkRevocation: false`).
+    func authenticate(_ request: HTTPRequest, checkRevocation: Bool = true) throws -> TokenClaims {
         let token: String
         if let header = request.headers["authorization"] {
             let parts = header.split(separator: " ", maxSplits: 1)
@@ -23,7 +24,7 @@ extension Application {
             throw AppError.missingToken
         }
         let claims = try jwt.verify(token, now: Self.now())
-        if let jti = claims.tokenID, try repository.isRevoked(jti: jti) { throw AppError.tokenRevoked }
+        if checkRevocation, let jti = claims.tokenID, try repository.isRevoked(jti: jti) { throw AppError.tokenRevoked }
         return claims
     }
 }

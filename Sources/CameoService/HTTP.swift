@@ -39,7 +39,7 @@ public struct HTTPRequest: Sendable {
     public init(cgi parameters: [String: String], readBody: @escaping @Sendable (Int) throws -> [UInt8]) {
         var headers: [String: String] = [:]
         for (name, value) in parameters where name.hasPrefix("HTTP_") {
-            headers[name.dropFirst(5).lowercased().replacing("_", with: "-")] = value
+            headers[Self.headerName(cgi: name)] = value
         }
         if let type = parameters["CONTENT_TYPE"], !type.isEmpty { headers["content-type"] = type }
         if let length = parameters["CONTENT_LENGTH"], !length.isEmpty { headers["content-length"] = length }
@@ -52,6 +52,17 @@ public struct HTTPRequest: Sendable {
             route: parameters["CAMEO_ROUTE"] ?? "", method: parameters["REQUEST_METHOD"] ?? "GET", path: path, rawQuery: query,
             headers: headers, requestID: parameters["CAMEO_REQUEST_ID"] ?? "-", bodyFile: bodyFile, parameters: parameters,
             readBody: readBody)
+    }
+
+    /// `HTTP_X_FORWARDED_FOR` → `x-forwarded-for`.
+    static func headerName(cgi name: String) -> String {
+        String(decoding: name.utf8.dropFirst(5).map { byte -> UInt8 in
+            switch byte {
+            case UInt8(ascii: "_"): return UInt8(ascii: "-")
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): return byte + 32
+            default: return byte
+            }
+        }, as: UTF8.self)
     }
 
     static func split(uri: String) -> (String, String) {

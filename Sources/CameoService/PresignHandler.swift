@@ -19,7 +19,8 @@ extension Application {
     /// `media_files` row and returns a SigV4-presigned PUT URL (SPEC §2).
     func presign(_ request: HTTPRequest) throws -> HTTPResponse {
         try require(request, "POST")
-        let claims = try authenticate(request)
+        // Revocation is checked by the INSERT below, in the same round trip.
+        let claims = try authenticate(request, checkRevocation: false)
         let bodyBytes = try request.readBody(16 * 1024)
         guard let body = try? JSONDecoder().decode(PresignBody.self, from: Data(bodyBytes)) else {
             throw AppError.badRequest("The body must be JSON: {\"content_type\", \"content_length\", \"crop\"?}.", code: "invalid_json")
@@ -39,9 +40,10 @@ extension Application {
         let mediaID = Digest.randomBytes(16).hexString
         let now = Self.now()
         let expiresAt = now + config.presign.ttlSeconds
-        try repository.createPendingUpload(
+        let created = try repository.createPendingUpload(
             id: mediaID, userID: claims.userID, declaredType: contentType, declaredBytes: length, expiresAt: expiresAt,
-            crop: body.crop.map { ($0.x, $0.y, $0.size) })
+            crop: body.crop.map { ($0.x, $0.y, $0.size) }, unlessRevoked: claims.tokenID)
+        guard created else { throw AppError.tokenRevoked }
         let path = "/uploads/\(mediaID)"
         let query = presigner.presignedQuery(
             for: .init(method: "PUT", host: publicHost, path: path, contentType: contentType, maxBytes: length),
@@ -53,12 +55,8 @@ extension Application {
                 ("upload_url", .string("\(config.publicBaseURL)\(path)?\(query)")),
                 ("method", .string("PUT")),
                 ("headers", .object([("Content-Type", .string(contentType))])),
-                ("expires_at", .string(Self.iso8601(expiresAt))),
+                ("expires_at", .string(iso8601UTC(epochSeconds: expiresAt))),
                 ("max_bytes", .int(length)),
             ]))
-    }
-
-    static func iso8601(_ epochSeconds: Int) -> String {
-        Date(timeIntervalSince1970: Double(epochSeconds)).formatted(.iso8601)
     }
 }

@@ -80,14 +80,14 @@ public final class Connection {
         }
     }
 
-    /// True when the server answers (`mysql_ping`), connecting first if needed.
+    /// True when the server answers (`mysql_ping`), connecting first if needed. A connection
+    /// the server dropped (it restarted, or timed the session out) is replaced once.
     public func ping() -> Bool {
-        do {
-            let mysql = try connected()
-            return mysql_ping(mysql) == 0
-        } catch {
-            return false
+        for _ in 0..<2 {
+            if let mysql = try? connected(), mysql_ping(mysql) == 0 { return true }
+            disconnect()
         }
+        return false
     }
 
     /// Closes the connection and its statements.

@@ -95,3 +95,26 @@ import Testing
         #expect(UTCTimestamp(amzDate: "20230230T000000Z") == nil)
     }
 }
+
+@Suite struct EncodingTests {
+    @Test func base64URLRoundTripsAndRejectsJunk() {
+        for length in 0..<40 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            #expect(Base64URL.decode(Base64URL.encode(bytes)) == bytes)
+        }
+        #expect(Base64URL.encode(Array("any carnal pleas".utf8)) == "YW55IGNhcm5hbCBwbGVhcw")
+        #expect(Base64URL.decode("a+b/") == nil)
+        #expect(Base64URL.decode("YQ==") == nil)
+        #expect(Base64URL.decode("YR") == nil)  // non-zero leftover bits
+        #expect(Base64URL.decode("Y") == nil)
+    }
+
+    @Test func jsonEscapesControlQuotesAndMarkup() {
+        let value = JSONValue.object([("a\"b", .string("<x>\n\u{1}é")), ("n", .array([.int(-3), .bool(true), .null]))])
+        #expect(value.serialized() == #"{"a\"b":"\u003cx>\n\u0001é","n":[-3,true,null]}"#)
+    }
+
+    @Test func iso8601Formatting() {
+        #expect(iso8601UTC(epochSeconds: 1_700_000_000) == "2023-11-14T22:13:20Z")
+    }
+}
