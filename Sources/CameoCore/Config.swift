@@ -152,7 +152,7 @@ public struct Config: Sendable {
         rateLimits = RateLimits(
             uploadsPerMinute: try reader.int("rate.uploads_per_minute", default: 5, range: 1...10_000),
             deletesPerMinute: try reader.int("rate.deletes_per_minute", default: 10, range: 1...10_000))
-        maxRequestsPerWorker = try reader.int("worker.max_requests", default: 1000, range: 1...1_000_000)
+        maxRequestsPerWorker = try reader.int("worker.max_requests", default: 5000, range: 1...1_000_000)
     }
 
     /// Parses `key = value` lines. Unknown keys are kept; `Reader` decides what is read.
