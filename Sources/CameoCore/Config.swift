@@ -252,3 +252,21 @@ private struct Reader {
         return keys
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Config {
+    /// The process environment as a dictionary, for `load(environment:)`.
+    public static func processEnvironment() -> [String: String] {
+        var environment: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let pair = String(cString: entry)
+            if let equals = pair.firstIndex(of: "=") { environment[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
+            cursor += 1
+        }
+        return environment
+    }
+}

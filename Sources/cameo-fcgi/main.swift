@@ -19,17 +19,9 @@ func fail(_ message: String, code: Int32) -> Never {
     exit(code)
 }
 
-var environment: [String: String] = [:]
-var cursor = environ
-while let entry = cursor.pointee {
-    let pair = String(cString: entry)
-    if let equals = pair.firstIndex(of: "=") { environment[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
-    cursor += 1
-}
-
 let config: Config
 do {
-    config = try Config.load(environment: environment)
+    config = try Config.load(environment: Config.processEnvironment())
 } catch {
     fail(error.description, code: 78)  // EX_CONFIG: systemd and multiwatch should not spin on this
 }

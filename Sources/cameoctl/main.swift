@@ -16,21 +16,9 @@ struct CameoCtl: ParsableCommand {
         subcommands: [Migrate.self, CheckConfig.self, Token.self, Revoke.self, ShowMedia.self, SignURL.self])
 }
 
-/// The process environment as a dictionary.
-func processEnvironment() -> [String: String] {
-    var environment: [String: String] = [:]
-    var cursor = environ
-    while let entry = cursor.pointee {
-        let pair = String(cString: entry)
-        if let equals = pair.firstIndex(of: "=") { environment[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
-        cursor += 1
-    }
-    return environment
-}
-
 func loadConfig() throws -> Config {
     do {
-        return try Config.load(environment: processEnvironment())
+        return try Config.load(environment: Config.processEnvironment())
     } catch {
         throw ValidationError(error.description)
     }

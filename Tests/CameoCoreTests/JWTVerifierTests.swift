@@ -89,3 +89,46 @@ import Testing
         #expect(problem(["presign.keys": "a:tooshortsecret"])?.contains("tooshortsecret") == false)
     }
 }
+
+/// RS256: a key pair and token made once with Python's cryptography and PyJWT (the host
+/// application's side), verified here with OpenSSL.
+@Suite struct RS256Tests {
+    static let publicKey = """
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAxFKnIvIziw+uVFX/fT0U
+FpOqqJLVWGCJK5iX+gjqCBoLUe7I1PgNRJbEiLXxUc2hkDxuqm7BZlNK3u+poDup
+LezN5wtByoU5ZIBJIgB5e1HUjgboaLbjsBLr4vej/bfVl7U++z/5jivchwIZeS3g
+litK8GzBGj1zIq7HJGMR2zF56z+woeEZgq+kcKNNDeVXa4sFEbeVhjriGPTQh2rl
+/7DroUs3sNeygMGZ/xEo3kHRzcco35lMj0AFHRCC5OZqFDLG6gXj+QI7notG4AeW
+2uzYf40wENNJvusIZsbCfL8DcusfUG4duwUuOB32t6SbG5Cwuck/v0nFlW6/Px2x
+OwIDAQAB
+-----END PUBLIC KEY-----
+
+"""
+    static let token = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJyc2EtdXNlciIsImV4cCI6NDEwMjQ0NDgwMCwianRpIjoicjEifQ.eyXhdoDgLenxn78-MODq9D5_unkuGARW3VJ5yoYBjpCBNluln968gBiJObq_emVzWKBxaPkpaXi1MDWkLGJpeleSYJpYQyKIGC-9Qsw8cmOnI4JOuCnilRjGHbkO_GbFORT4U6GRoVSrT0H85s6kAg1_2PEUaKq1QAIecODNwWKG0kF-C6IoksFZCrwrDQWbeXS6NHzuWGtRU4FvDDn5b14Q1ADZ5jBTYr7BLy0MhSfH_Yd6vj9Y4uw4HyBi96JZcLr0mCEuGrpMWnEfZF6ByFL9cbRhIauifgqAol3nuHqMUqWxos8J4v8sMdt9E9tJc7SHOG51DYeKj8ZrUXojuA"
+
+    let verifier = try! JWTVerifier(
+        settings: .init(hs256Secret: String(repeating: "h", count: 32), publicKeyPEM: publicKey, issuer: nil, audience: nil,
+                        leewaySeconds: 0, allowedOrigins: []))
+
+    @Test func verifiesTokenSignedByTheKeyHolder() throws {
+        #expect(try verifier.verify(Self.token, now: 1_700_000_000) == TokenClaims(userID: "rsa-user", tokenID: "r1", expiresAt: 4_102_444_800))
+    }
+
+    @Test func refusesAlteredPayloadOrSignature() {
+        let parts = Self.token.split(separator: ".").map(String.init)
+        let otherClaims = Base64URL.encode(Array(#"{"sub":"admin","exp":4102444800}"#.utf8))
+        #expect(throws: AppError.invalidToken) { try verifier.verify("\(parts[0]).\(otherClaims).\(parts[2])", now: 1) }
+        var signature = Base64URL.decode(parts[2])!
+        signature[10] ^= 1
+        #expect(throws: AppError.invalidToken) { try verifier.verify("\(parts[0]).\(parts[1]).\(Base64URL.encode(signature))", now: 1) }
+    }
+
+    /// The classic key confusion: an HS256 token whose HMAC key is the public key's PEM text.
+    @Test func refusesHS256SignedWithThePublicKey() {
+        let header = Base64URL.encode(Array(#"{"alg":"HS256"}"#.utf8))
+        let claims = Base64URL.encode(Array(#"{"sub":"admin","exp":4102444800}"#.utf8))
+        let mac = Digest.hmacSHA256(key: Array(Self.publicKey.utf8), "\(header).\(claims)")
+        #expect(throws: AppError.invalidToken) { try verifier.verify("\(header).\(claims).\(Base64URL.encode(mac))", now: 1) }
+    }
+}

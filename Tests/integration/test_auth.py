@@ -1,4 +1,5 @@
 """Token handling through nginx: bearer, cookie, expiry, revocation."""
+import os
 import time
 import uuid
 
@@ -65,3 +66,16 @@ def test_media_status_is_for_the_owner_only(stack, user):
     assert other.status_code == 403 and code(other) == "forbidden"
     missing = requests.get(stack.url("/media/" + "0" * 32), headers={"Authorization": f"Bearer {token}"})
     assert missing.status_code == 404
+
+
+def test_es256_tokens_verify_with_the_configured_public_key(stack, user):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives import serialization
+
+    with open(os.environ["CAMEO_TEST_ES256_PRIVATE_KEY"], "rb") as f:
+        private = serialization.load_pem_private_key(f.read(), password=None)
+    claims = {"sub": user, "exp": int(time.time()) + 60}
+    good = jwt.encode(claims, private, algorithm="ES256")
+    assert presign_with(stack, {"Authorization": f"Bearer {good}"}).status_code == 201
+    other = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
+    assert code(presign_with(stack, {"Authorization": f"Bearer {other}"})) == "invalid_token"
