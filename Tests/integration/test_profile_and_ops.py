@@ -39,21 +39,22 @@ def test_quarantine_and_unknown_paths_are_never_served(stack):
         assert requests.get(stack.url(path)).status_code in (400, 404)
 
 
-def worker_pids():
-    # -x matches the process name, so multiwatch (whose command line names cameo-fcgi) is not counted.
-    out = subprocess.run(["pgrep", "-x", "cameo-fcgi"], capture_output=True, text=True).stdout.split()
+def pool_workers(stack, pool):
+    with open(os.path.join(stack.state_dir, "run", f"pool-{pool}.pid")) as f:
+        supervisor = f.read().strip()
+    out = subprocess.run(["pgrep", "-P", supervisor], capture_output=True, text=True).stdout.split()
     return {int(p) for p in out}
 
 
 def test_killed_worker_is_replaced_and_requests_keep_working(stack):
-    before = worker_pids()
+    before = pool_workers(stack, "fast")
     assert len(before) >= 2
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
     deadline = time.time() + 5
-    while time.time() < deadline and (victim in worker_pids() or len(worker_pids()) < len(before)):
+    while time.time() < deadline and (victim in pool_workers(stack, "fast") or len(pool_workers(stack, "fast")) < len(before)):
         time.sleep(0.1)
-    after = worker_pids()
+    after = pool_workers(stack, "fast")
     assert victim not in after and len(after) == len(before)
     for _ in range(10):
         assert requests.get(stack.url("/health/avatar")).status_code == 200
@@ -61,17 +62,10 @@ def test_killed_worker_is_replaced_and_requests_keep_working(stack):
 
 def test_workers_are_recycled_after_max_requests(stack):
     limit = int(stack.config["worker.max_requests"])
-    before = worker_pids()
+    before = pool_workers(stack, "fast")
     for _ in range(limit * 3):
         assert requests.get(stack.url("/health/avatar")).status_code == 200
-    assert worker_pids() - before, "no worker was replaced after serving its quota"
-
-
-def pool_workers(stack, pool):
-    with open(os.path.join(stack.state_dir, "run", f"pool-{pool}.pid")) as f:
-        supervisor = f.read().strip()
-    out = subprocess.run(["pgrep", "-P", supervisor], capture_output=True, text=True).stdout.split()
-    return {int(p) for p in out}
+    assert pool_workers(stack, "fast") - before, "no worker was replaced after serving its quota"
 
 
 def test_sigterm_lets_the_request_in_flight_finish(stack, user):
