@@ -61,6 +61,7 @@ let package = Package(
             dependencies: ["CameoService", "CameoCore", "MariaDB", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(name: "cameo-imaging-bench", dependencies: ["Imaging"], swiftSettings: swiftSettings),
 
         .testTarget(name: "CameoCoreTests", dependencies: ["CameoCore", "CameoCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], swiftSettings: swiftSettings),

@@ -1,0 +1,36 @@
+"""The files a sysadmin installs: the nginx site and snippets pass `nginx -t` inside Debian's
+own nginx configuration, as shipped."""
+import os
+import shutil
+import subprocess
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_site_file_passes_nginx_t_in_debians_layout():
+    with tempfile.TemporaryDirectory() as etc:
+        shutil.copytree("/etc/nginx", etc, dirs_exist_ok=True, symlinks=True)
+        # load_module paths are relative to the prefix; point them at Debian's modules.
+        if os.path.lexists(os.path.join(etc, "modules")):
+            os.unlink(os.path.join(etc, "modules"))
+        os.symlink("/usr/lib/nginx/modules", os.path.join(etc, "modules"))
+        for name in os.listdir(os.path.join(ROOT, "nginx", "snippets")):
+            shutil.copy(os.path.join(ROOT, "nginx", "snippets", name), os.path.join(etc, "snippets", name))
+        for name in os.listdir(os.path.join(etc, "sites-enabled")):
+            os.unlink(os.path.join(etc, "sites-enabled", name))
+        media = os.path.join(etc, "media")
+        os.makedirs(os.path.join(media, "incoming"))
+        with open(os.path.join(ROOT, "nginx", "sites-available", "cameo.conf")) as f:
+            # The only change: the media root, which `nginx -t` wants to exist.
+            site = f.read().replace("/var/lib/cameo/media", media)
+        with open(os.path.join(etc, "sites-enabled", "cameo.conf"), "w") as f:
+            f.write(site)
+        main = os.path.join(etc, "nginx.conf")
+        with open(main) as f:
+            text = f.read().replace("include /etc/nginx/", f"include {etc}/")
+        with open(main, "w") as f:
+            f.write(text)
+        result = subprocess.run(["nginx", "-t", "-p", etc + "/", "-c", main], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "syntax is ok" in result.stderr
