@@ -30,6 +30,13 @@ public struct MediaRecord: Sendable {
     }
 }
 
+/// What became of a request to start an upload.
+public enum UploadAdmission: Sendable, Equatable {
+    case created
+    case revoked
+    case rateLimited(retryAfter: Int)
+}
+
 /// The user's current avatar (`user_avatars`).
 public struct AvatarRecord: Sendable {
     public let userID: String
@@ -49,24 +56,65 @@ public struct MediaRepository {
     static let mediaColumns =
         "id, user_id, state, reject_reason, declared_type, declared_bytes, upload_expires_at, crop_x, crop_y, crop_size, cdn_url"
 
-    /// Creates the `pending_upload` row, unless the token that asked for it (`jti`) is revoked:
-    /// the revocation check rides in the INSERT, so a presign costs one round trip to the
-    /// database instead of two. Returns false, inserting nothing, for a revoked token.
-    public func createPendingUpload(
-        id: String, userID: String, declaredType: String, declaredBytes: Int, expiresAt: Int, crop: (x: Int, y: Int, size: Int)?,
-        unlessRevoked jti: String?
-    ) throws -> Bool {
-        try db.execute(
+    /// A new upload's row: `pending_upload` for a presigned PUT, `received` for a direct
+    /// multipart upload whose bytes are already here.
+    public struct NewUpload {
+        public var id: String
+        public var userID: String
+        public var state: String
+        public var declaredType: String
+        public var declaredBytes: Int
+        public var expiresAt: Int
+        public var crop: (x: Int, y: Int, size: Int)?
+    }
+
+    /// Creates the row of a new upload unless the token that asked (`jti`) is revoked or the
+    /// user already started `perMinute` uploads in the last minute. Both checks ride in the
+    /// INSERT, so an upload costs one round trip; only a refusal pays a second one to say why.
+    /// Concurrent requests can overshoot the per-minute limit by the number in flight; the
+    /// nginx per-IP limit bounds that.
+    public func createUpload(_ upload: NewUpload, unlessRevoked jti: String?, perMinute limit: Int) throws -> UploadAdmission {
+        let created = try db.execute(
             """
             INSERT INTO media_files (id, user_id, state, declared_type, declared_bytes, upload_expires_at, crop_x, crop_y, crop_size)
-            SELECT ?, ?, 'pending_upload', ?, ?, ?, ?, ?, ? FROM DUAL
+            SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL
             WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)
+              AND (SELECT COUNT(*) FROM media_files WHERE user_id = ? AND created_at > NOW(3) - INTERVAL 60 SECOND) < ?
             """,
             [
-                .text(id), .text(userID), .text(declaredType), .int(declaredBytes), .int(expiresAt),
-                crop.map { .int($0.x) } ?? .null, crop.map { .int($0.y) } ?? .null, crop.map { .int($0.size) } ?? .null,
-                .optional(jti),
-            ]) == 1
+                .text(upload.id), .text(upload.userID), .text(upload.state), .text(upload.declaredType), .int(upload.declaredBytes),
+                .int(upload.expiresAt), upload.crop.map { .int($0.x) } ?? .null, upload.crop.map { .int($0.y) } ?? .null,
+                upload.crop.map { .int($0.size) } ?? .null, .optional(jti), .text(upload.userID), .int(limit),
+            ])
+        if created == 1 { return .created }
+        if let jti, try isRevoked(jti: jti) { return .revoked }
+        let oldest = try db.query(
+            """
+            SELECT GREATEST(1, 60 - TIMESTAMPDIFF(SECOND, MIN(created_at), NOW(3))) AS retry_after
+            FROM media_files WHERE user_id = ? AND created_at > NOW(3) - INTERVAL 60 SECOND
+            """,
+            [.text(upload.userID)])
+        return .rateLimited(retryAfter: oldest.first?.int("retry_after") ?? 60)
+    }
+
+    /// Counts one `action` against the user's per-minute budget in `rate_limit_hits`; returns
+    /// nil when allowed, or the seconds until the oldest hit in the window expires.
+    public func rateLimitHit(userID: String, action: String, perMinute limit: Int, now: Int) throws -> Int? {
+        try db.transaction {
+            try db.execute(
+                "DELETE FROM rate_limit_hits WHERE user_id = ? AND action = ? AND hit_at <= ?",
+                [.text(userID), .text(action), .int(now - 60)])
+            // FOR UPDATE locks the user's window, so concurrent hits are counted one by one.
+            let window = try db.query(
+                "SELECT COUNT(*) AS hits, MIN(hit_at) AS oldest FROM rate_limit_hits WHERE user_id = ? AND action = ? FOR UPDATE",
+                [.text(userID), .text(action)])
+            if let hits = window.first?.int("hits"), hits >= limit {
+                return max(1, (window.first?.int("oldest") ?? now) + 60 - now)
+            }
+            try db.execute(
+                "INSERT INTO rate_limit_hits (user_id, action, hit_at) VALUES (?, ?, ?)", [.text(userID), .text(action), .int(now)])
+            return nil
+        }
     }
 
     public func media(id: String) throws -> MediaRecord? {

@@ -9,6 +9,25 @@ extension Application {
         let crop: CropBody?
     }
 
+    /// The shape of a client crop; whether it fits the image is checked once it is decoded.
+    func validate(_ crop: CropBody?) throws(AppError) {
+        guard let crop else { return }
+        let maxSide = config.limits.maxSide
+        guard crop.x >= 0, crop.y >= 0, crop.size >= 1, crop.x <= maxSide, crop.y <= maxSide, crop.size <= maxSide else {
+            throw .badCrop("crop needs whole numbers x ≥ 0, y ≥ 0 and 1 ≤ size ≤ \(maxSide).")
+        }
+    }
+
+    /// Creates the upload's row, or refuses: revoked token (401) or too many uploads (429).
+    func admit(_ upload: MediaRepository.NewUpload, claims: TokenClaims) throws {
+        let limit = config.rateLimits.uploadsPerMinute
+        switch try repository.createUpload(upload, unlessRevoked: claims.tokenID, perMinute: limit) {
+        case .created: return
+        case .revoked: throw AppError.tokenRevoked
+        case .rateLimited(let retryAfter): throw AppError.rateLimited(retryAfter: retryAfter, limit: limit)
+        }
+    }
+
     struct CropBody: Decodable {
         let x: Int
         let y: Int
@@ -19,7 +38,7 @@ extension Application {
     /// `media_files` row and returns a SigV4-presigned PUT URL (SPEC §2).
     func presign(_ request: HTTPRequest) throws -> HTTPResponse {
         try require(request, "POST")
-        // Revocation is checked by the INSERT below, in the same round trip.
+        // Revocation and the per-user upload limit are checked by the INSERT (`admit`).
         let claims = try authenticate(request, checkRevocation: false)
         let bodyBytes = try request.readBody(16 * 1024)
         guard let body = try? JSONDecoder().decode(PresignBody.self, from: Data(bodyBytes)) else {
@@ -31,19 +50,16 @@ extension Application {
             throw AppError.badRequest("content_length must be a positive number of bytes.", code: "bad_content_length")
         }
         guard length <= config.limits.maxUploadBytes else { throw AppError.tooLarge(limit: config.limits.maxUploadBytes) }
-        if let crop = body.crop {
-            guard crop.x >= 0, crop.y >= 0, crop.size >= 1, crop.x <= config.limits.maxSide, crop.y <= config.limits.maxSide,
-                crop.size <= config.limits.maxSide
-            else { throw AppError.badCrop("crop needs whole numbers x ≥ 0, y ≥ 0 and 1 ≤ size ≤ \(config.limits.maxSide).") }
-        }
+        try validate(body.crop)
 
         let mediaID = Digest.randomBytes(16).hexString
         let now = Self.now()
         let expiresAt = now + config.presign.ttlSeconds
-        let created = try repository.createPendingUpload(
-            id: mediaID, userID: claims.userID, declaredType: contentType, declaredBytes: length, expiresAt: expiresAt,
-            crop: body.crop.map { ($0.x, $0.y, $0.size) }, unlessRevoked: claims.tokenID)
-        guard created else { throw AppError.tokenRevoked }
+        try admit(
+            MediaRepository.NewUpload(
+                id: mediaID, userID: claims.userID, state: "pending_upload", declaredType: contentType, declaredBytes: length,
+                expiresAt: expiresAt, crop: body.crop.map { ($0.x, $0.y, $0.size) }),
+            claims: claims)
         let path = "/uploads/\(mediaID)"
         let query = presigner.presignedQuery(
             for: .init(method: "PUT", host: publicHost, path: path, contentType: contentType, maxBytes: length),

@@ -1,4 +1,7 @@
 import CameoCore
+import CameoCrypto
+import FoundationEssentials
+import Imaging
 
 extension Application {
     /// `GET /media/{id}`: the upload's state for its owner (403 for anyone else).
@@ -21,10 +24,18 @@ extension Application {
         return .json(200, .object(members))
     }
 
-    /// `/api/v1/profile/me/avatar`: GET the current avatar, DELETE it.
+    /// `/api/v1/profile/me/avatar`: GET the current avatar, POST a new one (multipart, field
+    /// `file`, answered when published), DELETE it.
     func profile(_ request: HTTPRequest) throws -> HTTPResponse {
-        try require(request, "GET", "HEAD", "DELETE")
-        let claims = try authenticate(request)
+        try require(request, "GET", "HEAD", "POST", "DELETE")
+        let claims = try authenticate(request, checkRevocation: request.method != "POST")
+        if request.method == "POST" { return try directUpload(request, claims: claims) }
+        if request.method == "DELETE" {
+            let limit = config.rateLimits.deletesPerMinute
+            if let retryAfter = try repository.rateLimitHit(userID: claims.userID, action: "delete", perMinute: limit, now: Self.now()) {
+                throw AppError.rateLimited(retryAfter: retryAfter, limit: limit)
+            }
+        }
         guard let avatar = try repository.avatar(userID: claims.userID) else { throw AppError.noAvatar }
         if request.method == "DELETE" {
             guard try repository.deleteAvatar(userID: claims.userID) else { throw AppError.noAvatar }
@@ -40,6 +51,50 @@ extension Application {
                 ("variants", variantURLs(userID: avatar.userID, sizes: avatar.sizes, version: avatar.version)),
                 ("version", .string(avatar.version)),
             ]))
+    }
+
+    /// `POST /api/v1/profile/me/avatar`: the same pipeline as a presigned PUT, in one request.
+    /// nginx has buffered the multipart body to a file (5 MB cap); the `file` part goes to
+    /// quarantine and on through `process`.
+    private func directUpload(_ request: HTTPRequest, claims: TokenClaims) throws -> HTTPResponse {
+        guard let bodyFile = request.bodyFile else {
+            throw AppError.badRequest("Send the image as multipart/form-data, field `file`.", code: "missing_file")
+        }
+        defer { storage.remove(bodyFile) }
+        let limit = config.limits.maxUploadBytes
+        // The whole form may exceed the file limit by its headers and boundaries.
+        let form = try storage.read(bodyFile, limit: limit + 64 * 1024)
+        let file: [UInt8]
+        do {
+            file = try MultipartForm.field("file", in: form, contentType: request.headers["content-type"] ?? "")
+        } catch {
+            throw AppError.badRequest("Send the image as multipart/form-data, field `file`.", code: "missing_file")
+        }
+        guard !file.isEmpty else { throw AppError.badRequest("The `file` part is empty.", code: "missing_file") }
+        guard file.count <= limit else { throw AppError.tooLarge(limit: limit) }
+
+        // An optional `crop` part holds the same JSON as the presign body's crop.
+        var crop: CropBody? = nil
+        if let cropJSON = try? MultipartForm.field("crop", in: form, contentType: request.headers["content-type"] ?? "") {
+            guard let decoded = try? JSONDecoder().decode(CropBody.self, from: Data(cropJSON)) else {
+                throw AppError.badCrop("crop must be JSON {\"x\", \"y\", \"size\"} in whole pixels.")
+            }
+            crop = decoded
+        }
+        try validate(crop)
+
+        let mediaID = Digest.randomBytes(16).hexString
+        let declared = ImageFormat.sniff(file)?.mimeType ?? "application/octet-stream"
+        try admit(
+            MediaRepository.NewUpload(
+                id: mediaID, userID: claims.userID, state: "received", declaredType: declared, declaredBytes: file.count,
+                expiresAt: Self.now(), crop: crop.map { ($0.x, $0.y, $0.size) }),
+            claims: claims)
+        let quarantined = storage.quarantinePath(mediaID: mediaID)
+        try storage.write(file, to: quarantined)
+        defer { storage.remove(quarantined) }
+        guard let media = try repository.media(id: mediaID) else { throw AppError.notFound }
+        return try process(media: media, quarantined: quarantined, bytes: file.count)
     }
 
     /// `GET /health/avatar`: 200 when MariaDB answers and the media folders are writable, else

@@ -1,0 +1,64 @@
+"""The multipart profile upload and the per-user limits, through nginx."""
+import io
+import json
+
+import requests
+from PIL import Image
+
+from conftest import make_image
+from test_upload_flow import assert_error, fetch_avatar
+
+
+def post_avatar(stack, token, body, crop=None, field="file"):
+    files = {field: ("me.jpg", body, "image/jpeg")}
+    if crop is not None:
+        files["crop"] = (None, json.dumps(crop), "application/json")
+    return requests.post(stack.url("/api/v1/profile/me/avatar"), files=files, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_multipart_upload_publishes_and_honours_crop(stack, user):
+    # Left half red, right half blue: a crop of the right half must come out blue.
+    image = Image.new("RGB", (800, 400), (220, 20, 20))
+    image.paste((20, 20, 220), (400, 0, 800, 400))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    response = post_avatar(stack, stack.token(user), out.getvalue(), crop={"x": 400, "y": 0, "size": 400})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["state"] == "ready"
+    published = Image.open(io.BytesIO(fetch_avatar(stack, result["avatar_url"]).content)).convert("RGB")
+    assert published.size == (512, 512)
+    r, g, b = published.getpixel((256, 256))
+    assert b > 180 and r < 60, (r, g, b)
+    assert stack.files_under("quarantine") == [] and stack.files_under("incoming") == []
+
+
+def test_multipart_errors_are_clear(stack, user):
+    token = stack.token(user)
+    assert_error(post_avatar(stack, token, make_image("JPEG"), field="picture"), 400, "missing_file")
+    assert_error(post_avatar(stack, token, b"GIF89a" + b"\0" * 100), 415, "bad_type")
+    too_big = b"\xff\xd8\xff" + b"\0" * (5 * 1024 * 1024 + 70 * 1024)
+    assert assert_error(post_avatar(stack, token, too_big), 413, "too_large")["limit"] == 5242880
+    crop_outside = post_avatar(stack, token, make_image("JPEG"), crop={"x": 700, "y": 0, "size": 400})
+    assert_error(crop_outside, 422, "bad_crop")
+
+
+def test_sixth_upload_in_a_minute_gets_429(stack, user):
+    token = stack.token(user)
+    for _ in range(5):
+        assert stack.presign(token).status_code == 201
+    refused = stack.presign(token)
+    error = assert_error(refused, 429, "rate_limited")
+    assert error["limit"] == 5
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # Another user is not affected.
+    assert stack.presign(stack.token(user + "x")).status_code == 201
+
+
+def test_eleventh_delete_in_a_minute_gets_429(stack, user):
+    token = stack.token(user)
+    for _ in range(10):
+        assert requests.delete(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    refused = requests.delete(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {token}"})
+    assert_error(refused, 429, "rate_limited")
+    assert refused.headers["Retry-After"]
