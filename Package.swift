@@ -9,6 +9,7 @@
 //   MariaDB       libmariadb connection and prepared statements
 //   CameoCrypto   OpenSSL: SHA-256, HMAC, signature verification, random bytes
 //   Imaging       sniffing, decoding (libjpeg/libpng/libwebp), resampling, WebP encoding
+//   Scanning      clamd's INSTREAM protocol over its unix socket
 //   CameoCore     pure Swift: config, errors, JWT, SigV4 presigning, JSON helpers
 //   CameoService  routes and handlers; sees the wrappers only through Swift types
 import PackageDescription
@@ -50,9 +51,10 @@ let package = Package(
             swiftSettings: swiftSettings + [.unsafeFlags(["-Ounchecked"])]
         ),
         .target(name: "CameoCore", dependencies: ["CameoCrypto"], swiftSettings: swiftSettings),
+        .target(name: "Scanning", swiftSettings: swiftSettings),
         .target(
             name: "CameoService",
-            dependencies: ["CameoCore", "CameoCrypto", "MariaDB", "Imaging", "FastCGI"],
+            dependencies: ["CameoCore", "CameoCrypto", "MariaDB", "Imaging", "Scanning", "FastCGI"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "cameo-fcgi", dependencies: ["CameoService", "FastCGI"], swiftSettings: swiftSettings),
@@ -65,5 +67,6 @@ let package = Package(
 
         .testTarget(name: "CameoCoreTests", dependencies: ["CameoCore", "CameoCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], swiftSettings: swiftSettings),
+        .testTarget(name: "ScanningTests", dependencies: ["Scanning"], swiftSettings: swiftSettings),
     ]
 )

@@ -64,6 +64,10 @@ extension AppError {
             details: ["limit": .int(limit), "pixels": .int(pixels)])
     }
     public static let corrupt = AppError(status: 422, code: "corrupt", message: "The image is damaged or truncated and cannot be decoded.")
+    public static let infected = AppError(
+        status: 422, code: "infected", message: "The virus scanner rejected this file.")
+    public static let scanFailed = AppError(
+        status: 422, code: "scan_failed", message: "The file could not be scanned for viruses; upload it again later.")
     public static func badCrop(_ message: String) -> AppError { AppError(status: 422, code: "bad_crop", message: message) }
     public static func rateLimited(retryAfter: Int, limit: Int) -> AppError {
         AppError(

@@ -27,6 +27,9 @@ public struct Config: Sendable {
     public var limits: Limits
     public var output: OutputSettings
     public var rateLimits: RateLimits
+    public var scanner: ScannerSettings
+    /// Quarantine files and unused upload URLs older than this are swept (`cameoctl sweep`).
+    public var abandonedAfterSeconds: Int
     /// A worker exits after this many requests and the pool starts a fresh one.
     public var maxRequestsPerWorker: Int
 
@@ -70,6 +73,22 @@ public struct Config: Sendable {
     public struct OutputSettings: Sendable {
         public var sizes: [Int]
         public var webpQuality: Int
+    }
+
+    /// Who says whether an upload is clean: clamd next to Cameo, or an external service that
+    /// calls back.
+    public struct ScannerSettings: Sendable {
+        public enum Mode: String, Sendable { case clamd, external }
+        public var mode: Mode
+        public var clamdSocket: String
+        public var timeoutSeconds: Int
+        /// Scan attempts before an upload is rejected as `scan_failed`.
+        public var maxAttempts: Int
+        /// Backoff before retry n is base × 2^(n-1) seconds.
+        public var retryBaseSeconds: Int
+        /// External mode: where uploads are announced, and the shared HMAC secret of callbacks.
+        public var externalURL: String?
+        public var callbackSecret: String?
     }
 
     public struct RateLimits: Sendable {
@@ -152,6 +171,26 @@ public struct Config: Sendable {
         rateLimits = RateLimits(
             uploadsPerMinute: try reader.int("rate.uploads_per_minute", default: 5, range: 1...10_000),
             deletesPerMinute: try reader.int("rate.deletes_per_minute", default: 10, range: 1...10_000))
+        guard let mode = ScannerSettings.Mode(rawValue: reader.string("scanner.mode") ?? "clamd") else {
+            throw ConfigError(key: "scanner.mode", problem: "must be clamd or external")
+        }
+        scanner = ScannerSettings(
+            mode: mode,
+            clamdSocket: try reader.absolutePath("scanner.clamd_socket", default: "/run/clamav/clamd.ctl"),
+            timeoutSeconds: try reader.int("scanner.timeout_seconds", default: 30, range: 1...600),
+            maxAttempts: try reader.int("scanner.max_attempts", default: 6, range: 1...100),
+            retryBaseSeconds: try reader.int("scanner.retry_base_seconds", default: 5, range: 1...3600),
+            externalURL: reader.string("scanner.external_url"),
+            callbackSecret: reader.string("scanner.callback_secret"))
+        if mode == .external {
+            guard let url = scanner.externalURL, url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw ConfigError(key: "scanner.external_url", problem: "external mode needs the scanner's http(s) URL")
+            }
+            guard let secret = scanner.callbackSecret, secret.utf8.count >= 32 else {
+                throw ConfigError(key: "scanner.callback_secret", problem: "external mode needs a secret of at least 32 bytes")
+            }
+        }
+        abandonedAfterSeconds = try reader.int("purge.abandoned_after_seconds", default: 86_400, range: 60...31_536_000)
         maxRequestsPerWorker = try reader.int("worker.max_requests", default: 5000, range: 1...1_000_000)
     }
 

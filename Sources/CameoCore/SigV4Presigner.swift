@@ -251,3 +251,10 @@ public func iso8601UTC(epochSeconds: Int) -> String {
     return String(c[0..<4]) + "-" + String(c[4..<6]) + "-" + String(c[6..<8]) + "T" + String(c[9..<11]) + ":" + String(c[11..<13]) + ":"
         + String(c[13..<15]) + "Z"
 }
+
+/// Midnight UTC of a `YYYY-MM-DD` date as epoch seconds; nil when it is not a real date.
+public func epochSeconds(isoDate: String) -> Int? {
+    let compact = isoDate.split(separator: "-", omittingEmptySubsequences: false)
+    guard compact.count == 3, compact[0].count == 4, compact[1].count == 2, compact[2].count == 2 else { return nil }
+    return UTCTimestamp(amzDate: compact.joined() + "T000000Z")?.epochSeconds
+}

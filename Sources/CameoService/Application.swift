@@ -1,5 +1,6 @@
 public import CameoCore
 import Imaging
+import Scanning
 public import MariaDB
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +16,7 @@ public final class Application {
     let jwt: JWTVerifier
     let presigner: SigV4Presigner
     let renderer: AvatarRenderer
+    let scanner: any VirusScanner
     /// The host clients use, e.g. `127.0.0.1:8080`: the `host` that upload URLs are signed for.
     let publicHost: String
 
@@ -31,6 +33,7 @@ public final class Application {
         renderer = AvatarRenderer(
             limits: ImageLimits(maxSide: config.limits.maxSide, maxPixels: config.limits.maxPixels),
             sizes: config.output.sizes, quality: Float(config.output.webpQuality))
+        scanner = ClamdClient(socketPath: config.scanner.clamdSocket, timeoutSeconds: config.scanner.timeoutSeconds)
         let afterScheme = config.publicBaseURL.split(separator: "://", maxSplits: 1).last.map(String.init) ?? ""
         publicHost = String(afterScheme.split(separator: "/", maxSplits: 1).first ?? "")
     }

@@ -140,6 +140,101 @@ public struct MediaRepository {
             [.text(type), .int(width), .int(height), .text(sha256), .text(id)])
     }
 
+    // MARK: Scanning (SPEC §3): every step a guarded UPDATE from `scanning`.
+
+    /// A clean verdict: `scanning → processing`, `is_virus_scanned` set. False if the row had
+    /// already moved on (a late or replayed verdict).
+    public func markClean(id: String) throws -> Bool {
+        try db.execute(
+            "UPDATE media_files SET state = 'processing', is_virus_scanned = TRUE, next_scan_at = NULL WHERE id = ? AND state = 'scanning'",
+            [.text(id)]) == 1
+    }
+
+    /// An infected verdict: `scanning → rejected (infected)`, the signature recorded.
+    public func markInfected(id: String, signature: String) throws -> Bool {
+        try db.execute(
+            """
+            UPDATE media_files SET state = 'rejected', reject_reason = 'infected', is_virus_scanned = TRUE,
+                scan_signature = ?, next_scan_at = NULL
+            WHERE id = ? AND state = 'scanning'
+            """,
+            [.text(String(signature.prefix(255))), .text(id)]) == 1
+    }
+
+    /// No verdict: counts the attempt and schedules the next one `base × 2^(attempts-1)`
+    /// seconds from now. Returns the number of attempts so far.
+    public func deferScan(id: String, now: Int, baseSeconds: Int) throws -> Int {
+        // MariaDB evaluates SET left to right, so the backoff sees the new attempt count.
+        try db.execute(
+            """
+            UPDATE media_files SET scan_attempts = scan_attempts + 1,
+                next_scan_at = ? + ? * POW(2, LEAST(scan_attempts - 1, 16))
+            WHERE id = ? AND state = 'scanning'
+            """,
+            [.int(now), .int(baseSeconds), .text(id)])
+        return try db.query("SELECT scan_attempts FROM media_files WHERE id = ?", [.text(id)]).first?.int("scan_attempts") ?? 0
+    }
+
+    /// Uploads waiting for a scan whose retry is due, oldest first.
+    public func dueScans(now: Int, limit: Int) throws -> [(media: MediaRecord, nextScanAt: Int)] {
+        try db.query(
+            """
+            SELECT \(Self.mediaColumns), next_scan_at FROM media_files
+            WHERE state = 'scanning' AND next_scan_at <= ? ORDER BY next_scan_at LIMIT ?
+            """,
+            [.int(now), .int(limit)]
+        ).map { (MediaRecord(row: $0), $0.int("next_scan_at") ?? 0) }
+    }
+
+    /// Takes a due retry for `leaseSeconds`, so two retriers never scan the same upload at once.
+    public func leaseScan(id: String, dueAt: Int, until: Int) throws -> Bool {
+        try db.execute(
+            "UPDATE media_files SET next_scan_at = ? WHERE id = ? AND state = 'scanning' AND next_scan_at = ?",
+            [.int(until), .text(id), .int(dueAt)]) == 1
+    }
+
+    // MARK: Maintenance
+
+    /// `pending_upload` rows older than the cutoff become `expired`; returns how many.
+    public func expireUnused(olderThanSeconds seconds: Int) throws -> Int {
+        try db.execute(
+            "UPDATE media_files SET state = 'expired' WHERE state = 'pending_upload' AND created_at < NOW(3) - INTERVAL ? SECOND",
+            [.int(seconds)])
+    }
+
+    /// Rejects an upload that never finished; true if there was one.
+    public func rejectIfUnfinished(id: String, reason: String) throws -> Bool {
+        try db.execute(
+            "UPDATE media_files SET state = 'rejected', reject_reason = ?, next_scan_at = NULL WHERE id = ? AND state IN ('received', 'scanning', 'processing')",
+            [.text(reason), .text(id)]) == 1
+    }
+
+    /// Current avatars changed at or after `since` (epoch seconds).
+    public func avatars(updatedSince since: Int) throws -> [AvatarRecord] {
+        try db.query(
+            "SELECT user_id, media_id, version, sizes FROM user_avatars WHERE updated_at >= FROM_UNIXTIME(?) ORDER BY updated_at",
+            [.int(since)]
+        ).map {
+            AvatarRecord(
+                userID: $0.string("user_id") ?? "", mediaID: $0.string("media_id") ?? "", version: $0.string("version") ?? "",
+                sizes: ($0.string("sizes") ?? "").split(separator: ",").compactMap { Int($0) })
+        }
+    }
+
+    /// Takes a published avatar down after a rescan detected it, in one transaction; false if
+    /// the user's avatar had changed meanwhile.
+    public func unpublish(userID: String, mediaID: String, signature: String) throws -> Bool {
+        try db.transaction {
+            guard try db.execute("DELETE FROM user_avatars WHERE user_id = ? AND media_id = ?", [.text(userID), .text(mediaID)]) == 1 else {
+                return false
+            }
+            try db.execute(
+                "UPDATE media_files SET state = 'rejected', reject_reason = 'infected', scan_signature = ? WHERE id = ?",
+                [.text(String(signature.prefix(255))), .text(mediaID)])
+            return true
+        }
+    }
+
     /// Marks an upload rejected, from whichever non-final state it is in.
     public func reject(id: String, reason: String) throws {
         try db.execute(

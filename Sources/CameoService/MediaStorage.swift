@@ -141,3 +141,41 @@ public struct MediaStorage: Sendable {
         if mkdir(path, mode) != 0 && errno != EEXIST { throw StorageError(operation: "mkdir", path: path, errno: errno) }
     }
 }
+
+extension MediaStorage {
+    /// Regular files directly in `directory` with their modification times (epoch seconds).
+    /// Names starting with "." are included: staged renditions use them.
+    public func files(in directory: String) -> [(path: String, modified: Int)] {
+        guard let handle = opendir(directory) else { return [] }
+        defer { closedir(handle) }
+        var found: [(String, Int)] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            let path = directory + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            found.append((path, Int(info.st_mtim.tv_sec)))
+        }
+        return found
+    }
+
+    /// Sub-folders of `profile-media/` (one per user).
+    public func userDirectories() -> [String] {
+        guard let handle = opendir(publishedDirectory) else { return [] }
+        defer { closedir(handle) }
+        var found: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name.hasPrefix(".") { continue }
+            found.append(publishedDirectory + "/" + name)
+        }
+        return found
+    }
+
+    public var incomingDirectory: String { root + "/incoming" }
+}

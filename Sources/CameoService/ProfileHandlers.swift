@@ -92,23 +92,24 @@ extension Application {
             claims: claims)
         let quarantined = storage.quarantinePath(mediaID: mediaID)
         try storage.write(file, to: quarantined)
-        defer { storage.remove(quarantined) }
         guard let media = try repository.media(id: mediaID) else { throw AppError.notFound }
-        return try process(media: media, quarantined: quarantined, bytes: file.count)
+        return try ingest(media: media, quarantined: quarantined)
     }
 
-    /// `GET /health/avatar`: 200 when MariaDB answers and the media folders are writable, else
-    /// 503 with the failing component named.
+    /// `GET /health/avatar`: 200 when MariaDB answers, the media folders are writable and
+    /// the scanner answers, else 503 with the failing component named. (Uploads still queue
+    /// while the scanner is down, but none can be published.)
     func health(_ request: HTTPRequest) -> HTTPResponse {
         let database = db.ping()
         let storageOK = storage.isWritable(storage.quarantineDirectory) && storage.isWritable(storage.publishedDirectory)
-        let healthy = database && storageOK
+        let scannerOK = scanner.isAvailable()
+        let healthy = database && storageOK && scannerOK
         let status: (Bool) -> JSONValue = { .string($0 ? "up" : "down") }
         return .json(
             healthy ? 200 : 503,
             .object([
                 ("status", .string(healthy ? "ok" : "unavailable")),
-                ("components", .object([("database", status(database)), ("storage", status(storageOK))])),
+                ("components", .object([("database", status(database)), ("storage", status(storageOK)), ("scanner", status(scannerOK))])),
             ]),
             headers: healthy ? [] : [("Retry-After", "5")])
     }

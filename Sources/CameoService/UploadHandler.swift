@@ -1,6 +1,10 @@
 import CameoCore
 import CameoCrypto
 import Imaging
+import Scanning
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Application {
     /// The media id in `/uploads/{id}`: exactly 32 lower-case hex digits, or nil.
@@ -75,20 +79,83 @@ extension Application {
             received = storage.quarantinePath(mediaID: mediaID)
             try storage.write(body, to: received)
         }
-        // From here on the quarantine file is ours: every path out removes it.
-        defer { storage.remove(received) }
         guard bytes <= maxBytes else {
+            storage.remove(received)
             try repository.reject(id: mediaID, reason: "too_large")
             throw AppError.tooLarge(limit: maxBytes)
         }
-        return try process(media: media, quarantined: received, bytes: bytes)
+        return try ingest(media: media, quarantined: received)
     }
 
-    /// Validates, renders and publishes a quarantined upload. Scanning joins here (issue 4).
-    func process(media: MediaRecord, quarantined path: String, bytes: Int) throws -> HTTPResponse {
-        let started = Self.monotonicMilliseconds()
-        guard try repository.transition(id: media.id, from: "received", to: "processing") else { throw AppError.urlUsed }
+    /// Takes a `received` upload through the scanner and, once clean, rendering and
+    /// publishing. Owns the quarantine file: every final outcome removes it; only an upload
+    /// still waiting for a verdict keeps it (and answers 202 `scanning`).
+    func ingest(media: MediaRecord, quarantined path: String) throws -> HTTPResponse {
+        guard try repository.transition(id: media.id, from: "received", to: "scanning") else {
+            storage.remove(path)
+            throw AppError.urlUsed
+        }
+        return try scanAndPublish(media: media, quarantined: path)
+    }
+
+    /// One scan attempt for an upload in `scanning`, then the rest of the pipeline.
+    func scanAndPublish(media: MediaRecord, quarantined path: String) throws -> HTTPResponse {
+        var keepFile = false
+        defer { if !keepFile { storage.remove(path) } }
         let data = try storage.read(path, limit: config.limits.maxUploadBytes)
+        let verdict: ScanVerdict?
+        do {
+            verdict = try scanner.scan(data, mediaID: media.id)
+        } catch {
+            // Fail closed: no verdict means not published. The retrier tries again later.
+            Log.message("scan of \(media.id) deferred: \(error)")
+            let attempts = try repository.deferScan(id: media.id, now: Self.now(), baseSeconds: config.scanner.retryBaseSeconds)
+            guard attempts >= config.scanner.maxAttempts else {
+                keepFile = true
+                return .json(202, .object([("media_id", .string(media.id)), ("state", .string("scanning"))]))
+            }
+            try repository.reject(id: media.id, reason: "scan_failed")
+            throw AppError.scanFailed
+        }
+        switch verdict {
+        case nil:
+            // An external scanner has the file and will call back (`/media/virus-scan-callback`).
+            keepFile = true
+            return .json(202, .object([("media_id", .string(media.id)), ("state", .string("scanning"))]))
+        case .infected(let signature):
+            _ = try repository.markInfected(id: media.id, signature: signature)
+            throw AppError.infected
+        case .clean:
+            guard try repository.markClean(id: media.id) else { throw AppError.urlUsed }
+            return try process(media: media, data: data, bytes: data.count)
+        }
+    }
+
+    /// Runs the scans whose retry is due (the retrier calls this in a loop). Returns how many
+    /// uploads it tried.
+    public func retryDueScans(limit: Int = 20) throws -> Int {
+        let now = Self.now()
+        var tried = 0
+        for (media, dueAt) in try repository.dueScans(now: now, limit: limit) {
+            // Hold it for the scan timeout plus margin; a retrier that dies releases it then.
+            guard try repository.leaseScan(id: media.id, dueAt: dueAt, until: now + config.scanner.timeoutSeconds + 60) else { continue }
+            tried += 1
+            let path = storage.quarantinePath(mediaID: media.id)
+            do {
+                _ = try scanAndPublish(media: media, quarantined: path)
+            } catch let error as AppError {
+                Log.message("retried scan of \(media.id): \(error.code)")
+            } catch let error as StorageError where error.errno == ENOENT {
+                // The quarantined bytes are gone (swept): nothing can ever be published.
+                try repository.reject(id: media.id, reason: "scan_failed")
+            }
+        }
+        return tried
+    }
+
+    /// Validates, renders and publishes an upload the scanner called clean (`processing`).
+    func process(media: MediaRecord, data: [UInt8], bytes: Int) throws -> HTTPResponse {
+        let started = Self.monotonicMilliseconds()
         let renditions: AvatarRenditions
         do {
             renditions = try renderer.render(data, crop: media.crop.map { CropRect(x: $0.x, y: $0.y, size: $0.size) })

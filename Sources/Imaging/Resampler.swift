@@ -87,11 +87,11 @@ func lanczos3(_ x: Double) -> Double {
 }
 
 /// Resamples the square `window` of `source` (source pixel coordinates, fractional origin
-/// allowed) to `outSize` × `outSize` with a separable Lanczos-3 filter: horizontal pass into a
-/// float buffer covering only the rows the vertical pass needs, then the vertical pass. The
-/// crop is fused into the weight tables, so the cropped image is never materialised. With
-/// alpha, colours are premultiplied while filtering so transparent pixels (whose colour is
-/// meaningless) do not bleed into visible edges.
+/// allowed) to `outSize` × `outSize` with a separable Lanczos-3 filter, vertical pass then
+/// horizontal, row by row. The crop is fused into the weight tables, so the cropped image is
+/// never materialised, and only the source rows in reach of one output row are ever held as
+/// floats. With alpha, colours are premultiplied while filtering so transparent pixels (whose
+/// colour is meaningless) do not bleed into visible edges.
 func resampleSquare(_ source: Raster, window: SourceWindow, outSize: Int) -> Raster {
     let horizontal = FilterTable(
         sourceCount: source.width, windowStart: window.x, windowSize: window.size, outCount: outSize)
@@ -100,19 +100,21 @@ func resampleSquare(_ source: Raster, window: SourceWindow, outSize: Int) -> Ras
     return resample(source, horizontal: horizontal, vertical: vertical)
 }
 
-/// The two filter passes. Pixels are carried as SIMD4<Float> (RGB + pad, or premultiplied
-/// RGBA) so each tap is one vector multiply-add whatever the channel count.
+/// The two filter passes, vertical first. Source rows are converted to float once each, into a
+/// small ring holding just the rows the current output row reads (never the whole image), and
+/// the vertical pass runs along those contiguous rows 16 floats at a time with one weight per
+/// row, which vectorises well and needs no padding lane for RGB. The horizontal pass then
+/// filters that single row of floats, one SIMD4 (RGB + an ignored lane, or premultiplied RGBA)
+/// per tap, and quantises straight into the output.
 func resample(_ source: Raster, horizontal: FilterTable, vertical: FilterTable) -> Raster {
     let channels = source.channels
     let alpha = source.hasAlpha
     let outW = horizontal.outCount
     let outH = vertical.outCount
     let rowMin = vertical.sourceMin
-    let rowMax = vertical.sourceMax
     let colMin = horizontal.sourceMin
-    let colMax = horizontal.sourceMax
-    let rows = max(rowMax - rowMin, 0)
-    let cols = max(colMax - colMin, 0)
+    let rows = max(vertical.sourceMax - rowMin, 0)
+    let cols = max(horizontal.sourceMax - colMin, 0)
     // FilterTable gives every output at least one tap, so this only trips on an empty source
     // or zero-sized output; answer with a blank image rather than unwrapping nil below.
     guard rows > 0, cols > 0, outW > 0, outH > 0 else {
@@ -120,95 +122,121 @@ func resample(_ source: Raster, horizontal: FilterTable, vertical: FilterTable) 
                       pixels: [UInt8](repeating: 0, count: max(outW, 0) * max(outH, 0) * channels))
     }
 
-    // Every element is written by the horizontal pass, so skip zero-filling ~10 MB.
-    var intermediate = [SIMD4<Float>](unsafeUninitializedCapacity: outW * rows) { _, count in
-        count = outW * rows
-    }
-    var line = [SIMD4<Float>](repeating: .zero, count: cols)
-    var output = [UInt8](repeating: 0, count: outW * outH * channels)
+    let span = cols * channels
+    // A SIMD4 load at the last RGB pixel of a row reads one float past the span.
+    let rowFloats = span + 4
+    let ringRows = vertical.counts.max() ?? 1
+    let ring = UnsafeMutablePointer<Float>.allocate(capacity: ringRows * rowFloats)
+    defer { ring.deallocate() }
+    var ringHolds = [Int](repeating: -1, count: ringRows)  // source row held by each slot
+    let tapRows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: ringRows)
+    defer { tapRows.deallocate() }
+    let line = UnsafeMutablePointer<Float>.allocate(capacity: rowFloats)  // one vertically filtered row
+    line.initialize(repeating: 0, count: rowFloats)
+    defer { line.deallocate() }
 
-    source.pixels.withUnsafeBufferPointer { srcBuffer in
-        guard let src = srcBuffer.baseAddress else { return }
-        horizontal.weights.withUnsafeBufferPointer { hw in
-            horizontal.starts.withUnsafeBufferPointer { hs in
-                horizontal.counts.withUnsafeBufferPointer { hc in
-                    intermediate.withUnsafeMutableBufferPointer { mid in
-                        line.withUnsafeMutableBufferPointer { lineBuffer in
-                            let lineBase = lineBuffer.baseAddress!
-                            let stride = horizontal.stride
-                            for r in 0..<rows {
-                                // Convert the needed span of one source row to float once; each
-                                // source pixel feeds several outputs.
-                                var p = src + ((rowMin + r) * source.width + colMin) * channels
-                                if alpha {
-                                    for x in 0..<cols {
-                                        let a = Float(p[3])
-                                        let f = a * (1 / 255)
-                                        lineBase[x] = SIMD4(Float(p[0]) * f, Float(p[1]) * f, Float(p[2]) * f, a)
-                                        p += 4
-                                    }
+    let output = [UInt8](unsafeUninitializedCapacity: outW * outH * channels) { outBuffer, initialized in
+        source.pixels.withUnsafeBufferPointer { srcBuffer in
+            vertical.weights.withUnsafeBufferPointer { vw in
+                horizontal.weights.withUnsafeBufferPointer { hw in
+                    let src = srcBuffer.baseAddress!
+                    var out = outBuffer.baseAddress!
+                    for y in 0..<outH {
+                        // Gather the rows this output reads. Runs move forward, so each source
+                        // row is usually converted once; a run never exceeds the ring, so its
+                        // rows never collide.
+                        let first = vertical.starts[y]
+                        let count = vertical.counts[y]
+                        for k in 0..<count {
+                            let row = first + k
+                            let slot = (row - rowMin) % ringRows
+                            let dst = ring + slot * rowFloats
+                            if ringHolds[slot] != row {
+                                ringHolds[slot] = row
+                                convertRow(src + (row * source.width + colMin) * channels, into: dst,
+                                           count: span, premultiply: alpha)
+                            }
+                            tapRows[k] = UnsafePointer(dst)
+                        }
+                        verticalPass(tapRows, weights: vw.baseAddress! + y * vertical.stride, taps: count,
+                                     into: line, count: span)
+
+                        for x in 0..<outW {
+                            var p = line + (horizontal.starts[x] - colMin) * channels
+                            let w = hw.baseAddress! + x * horizontal.stride
+                            var acc = SIMD4<Float>.zero
+                            for k in 0..<horizontal.counts[x] {
+                                acc += UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self) * w[k]
+                                p += channels
+                            }
+                            if alpha {
+                                let a = min(max(acc.w, 0), 255)
+                                if a < 0.5 {
+                                    out[0] = 0; out[1] = 0; out[2] = 0; out[3] = 0
                                 } else {
-                                    for x in 0..<cols {
-                                        lineBase[x] = SIMD4(Float(p[0]), Float(p[1]), Float(p[2]), 0)
-                                        p += 3
-                                    }
+                                    let c = quantize(SIMD4(acc.x, acc.y, acc.z, a) * SIMD4(255 / a, 255 / a, 255 / a, 1))
+                                    out[0] = c.x; out[1] = c.y; out[2] = c.z; out[3] = c.w
                                 }
-                                let dst = mid.baseAddress! + r * outW
-                                for x in 0..<outW {
-                                    let base = lineBase + (hs[x] - colMin)
-                                    let w = hw.baseAddress! + x * stride
-                                    var acc = SIMD4<Float>.zero
-                                    for k in 0..<hc[x] { acc += base[k] * w[k] }
-                                    dst[x] = acc
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    var accumulator = [SIMD4<Float>](repeating: .zero, count: outW)
-    intermediate.withUnsafeBufferPointer { midBuffer in
-        accumulator.withUnsafeMutableBufferPointer { accBuffer in
-            output.withUnsafeMutableBufferPointer { outBuffer in
-                let mid = midBuffer.baseAddress!
-                let acc = accBuffer.baseAddress!
-                var out = outBuffer.baseAddress!
-                for y in 0..<outH {
-                    for x in 0..<outW { acc[x] = .zero }
-                    let start = vertical.starts[y] - rowMin
-                    for k in 0..<vertical.counts[y] {
-                        let w = vertical.weights[y * vertical.stride + k]
-                        let row = mid + (start + k) * outW
-                        for x in 0..<outW { acc[x] += row[x] * w }
-                    }
-                    if alpha {
-                        for x in 0..<outW {
-                            let v = acc[x]
-                            let a = min(max(v.w, 0), 255)
-                            if a < 0.5 {
-                                out[0] = 0; out[1] = 0; out[2] = 0; out[3] = 0
+                                out += 4
                             } else {
-                                let rgb = SIMD4(v.x, v.y, v.z, a) * SIMD4(255 / a, 255 / a, 255 / a, 1)
-                                let c = quantize(rgb)
-                                out[0] = c.x; out[1] = c.y; out[2] = c.z; out[3] = c.w
+                                let c = quantize(acc)  // the fourth lane is the next pixel's red
+                                out[0] = c.x; out[1] = c.y; out[2] = c.z
+                                out += 3
                             }
-                            out += 4
-                        }
-                    } else {
-                        for x in 0..<outW {
-                            let c = quantize(acc[x])
-                            out[0] = c.x; out[1] = c.y; out[2] = c.z
-                            out += 3
                         }
                     }
                 }
             }
         }
+        initialized = outBuffer.count
     }
     return Raster(width: outW, height: outH, channels: channels, pixels: output)
+}
+
+/// Converts `count` bytes of one source row to float; with alpha (RGBA), colours are
+/// premultiplied so transparent pixels (whose colour is meaningless) carry no weight.
+@inline(__always)
+private func convertRow(_ src: UnsafePointer<UInt8>, into dst: UnsafeMutablePointer<Float>, count: Int,
+                        premultiply: Bool) {
+    // A plain loop over contiguous bytes: the compiler turns it into wide zero-extend + convert.
+    for i in 0..<count { dst[i] = Float(src[i]) }
+    guard premultiply else { return }
+    var p = dst
+    for _ in 0..<(count / 4) {
+        let f = p[3] * (1 / 255)
+        p[0] *= f; p[1] *= f; p[2] *= f
+        p += 4
+    }
+}
+
+/// `line[i] = Σ weights[k] · rows[k][i]` for i in 0..<count: 16 floats per step with the
+/// accumulator in registers across all taps, then 4, then single floats.
+@inline(__always)
+private func verticalPass(_ rows: UnsafePointer<UnsafePointer<Float>>, weights: UnsafePointer<Float>,
+                          taps: Int, into line: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        var acc = SIMD16<Float>.zero
+        for k in 0..<taps {
+            acc += UnsafeRawPointer(rows[k] + i).loadUnaligned(as: SIMD16<Float>.self) * weights[k]
+        }
+        UnsafeMutableRawPointer(line + i).storeBytes(of: acc, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i + 4 <= count {
+        var acc = SIMD4<Float>.zero
+        for k in 0..<taps {
+            acc += UnsafeRawPointer(rows[k] + i).loadUnaligned(as: SIMD4<Float>.self) * weights[k]
+        }
+        UnsafeMutableRawPointer(line + i).storeBytes(of: acc, as: SIMD4<Float>.self)
+        i += 4
+    }
+    while i < count {
+        var acc: Float = 0
+        for k in 0..<taps { acc += rows[k][i] * weights[k] }
+        line[i] = acc
+        i += 1
+    }
 }
 
 /// Clamps to 0...255 and rounds to nearest. Adding 0.5 and truncating is exact rounding for

@@ -13,7 +13,10 @@ struct CameoCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cameoctl",
         abstract: "Administer a Cameo installation.",
-        subcommands: [Migrate.self, CheckConfig.self, Token.self, Revoke.self, ShowMedia.self, SignURL.self])
+        subcommands: [
+            Migrate.self, CheckConfig.self, Token.self, Revoke.self, ShowMedia.self, SignURL.self, ScanRetry.self, Sweep.self,
+            Rescan.self,
+        ])
 }
 
 func loadConfig() throws -> Config {
@@ -111,4 +114,63 @@ struct SignURL: ParsableCommand {
             signer.presignedQuery(
                 for: .init(method: "PUT", host: host, path: path, contentType: contentType, maxBytes: maxBytes), now: time, expires: expires))
     }
+}
+
+struct ScanRetry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scan-retry",
+        abstract: "Retry the virus scans that are due (uploads that met a scanner which was down).",
+        discussion: "Run it as the workers' user (it reads quarantine/). With --loop it keeps going, as the retrier service does.")
+    @Flag(help: "Keep running, checking every --interval seconds.") var loop = false
+    @Option(help: "Seconds between checks with --loop.") var interval = 2
+
+    func run() throws {
+        Connection.initializeLibrary()
+        let application = try Application(config: try loadConfig())
+        repeat {
+            do {
+                let tried = try application.retryDueScans()
+                if !loop { print("retried \(tried) scan(s)") }
+            } catch where loop {
+                // The database may be down for a moment; the next round tries again.
+                printError("scan-retry: \(error)")
+            }
+            if loop { sleep(UInt32(interval)) }
+        } while loop
+    }
+}
+
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove abandoned quarantine files and expire unused upload URLs (purge.abandoned_after_seconds).")
+    func run() throws {
+        Connection.initializeLibrary()
+        let report = try Application(config: try loadConfig()).sweep(now: Int(time(nil)))
+        print("expired \(report.expiredUploads) unused upload(s); removed \(report.removedFiles.count) file(s); rejected \(report.abandonedUploads) abandoned upload(s)")
+        for path in report.removedFiles { print("  removed \(path)") }
+    }
+}
+
+struct Rescan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Scan published avatars again (after a signature update) and unpublish any that are now detected.")
+    @Option(help: "Only avatars published since this date (YYYY-MM-DD, UTC).") var since: String?
+
+    func run() throws {
+        var epoch = 0
+        if let since {
+            guard let parsed = epochSeconds(isoDate: since) else { throw ValidationError("--since takes a date, YYYY-MM-DD") }
+            epoch = parsed
+        }
+        Connection.initializeLibrary()
+        let report = try Application(config: try loadConfig()).rescan(since: epoch)
+        print("scanned \(report.scanned) avatar(s); unpublished \(report.unpublished.count); could not scan \(report.unscannable.count)")
+        for item in report.unpublished { print("  unpublished user=\(item.userID) media=\(item.mediaID) signature=\(item.signature)") }
+        if !report.unscannable.isEmpty { throw ExitCode(2) }
+    }
+}
+
+func printError(_ text: String) {
+    let bytes = Array((text + "\n").utf8)
+    bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
 }

@@ -91,3 +91,11 @@ def png():
 @pytest.fixture(scope="session")
 def webp():
     return make_image("WEBP", size=(1000, 500))
+
+
+def sql(stack, query):
+    """Reads the database as root over the stack's socket (test inspection only)."""
+    socket = os.path.join(stack.state_dir, "mysql-run", "mysql.sock")
+    out = subprocess.run(["mariadb", f"--socket={socket}", "-uroot", "cameo", "-N", "-B", "-e", query],
+                         check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines()]

@@ -31,7 +31,7 @@ def test_profile_get_and_delete(stack, user, png):
 def test_health_reports_components(stack):
     response = requests.get(stack.url("/health/avatar"))
     assert response.status_code == 200
-    assert response.json()["components"] == {"database": "up", "storage": "up"}
+    assert response.json()["components"] == {"database": "up", "storage": "up", "scanner": "up"}
 
 
 def test_quarantine_and_unknown_paths_are_never_served(stack):

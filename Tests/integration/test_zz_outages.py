@@ -24,7 +24,7 @@ def test_unwritable_storage_makes_health_503(stack):
     os.chmod(quarantine, 0o000)
     try:
         response = wait_for_health(stack, 503)
-        assert response.json()["components"] == {"database": "up", "storage": "down"}
+        assert response.json()["components"] == {"database": "up", "storage": "down", "scanner": "up"}
         assert response.headers["Retry-After"]
     finally:
         os.chmod(quarantine, 0o700)

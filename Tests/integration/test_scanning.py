@@ -1,0 +1,99 @@
+"""Virus scanning with the real clamd (test signature database: EICAR anywhere in a stream)."""
+import os
+import signal
+import subprocess
+import time
+
+import requests
+
+from conftest import make_image, sql
+from test_upload_flow import assert_error, upload
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def media_state(stack, user, media_id):
+    return requests.get(stack.url(f"/media/{media_id}"), headers={"Authorization": f"Bearer {stack.token(user)}"}).json()
+
+
+def test_clean_upload_is_marked_scanned(stack, user, jpeg):
+    presigned, response = upload(stack, user, jpeg, "image/jpeg")
+    assert response.status_code == 200
+    assert sql(stack, f"SELECT is_virus_scanned, scan_signature FROM media_files WHERE id = '{presigned['media_id']}'") == [["1", "NULL"]]
+
+
+def test_eicar_alone_and_appended_to_a_jpeg_are_rejected_as_infected(stack, user, jpeg):
+    _, first = upload(stack, user, jpeg, "image/jpeg")
+    before = requests.get(first.json()["avatar_url"]).content
+    for body in (EICAR, jpeg + EICAR):
+        presigned, response = upload(stack, user, body, "image/jpeg")
+        assert_error(response, 422, "infected")
+        state = media_state(stack, user, presigned["media_id"])
+        assert state["state"] == "rejected" and state["reject_reason"] == "infected"
+        row = sql(stack, f"SELECT is_virus_scanned, scan_signature FROM media_files WHERE id = '{presigned['media_id']}'")
+        assert row == [["1", "Cameo.Test.EICAR.UNOFFICIAL"]]
+    assert stack.files_under("quarantine") == []
+    # The previous avatar is what the user still has.
+    assert requests.get(first.json()["avatar_url"].split("?")[0]).content == before
+    current = requests.get(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {stack.token(user)}"})
+    assert current.json()["media_id"] == first.json()["media_id"]
+
+
+def clamd_pid(stack):
+    with open(os.path.join(stack.state_dir, "clamav-run", "clamd.pid")) as f:
+        return int(f.read().strip())
+
+
+def test_scanner_down_keeps_upload_waiting_until_it_is_back(stack, user, jpeg):
+    pid = clamd_pid(stack)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 10
+    while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.1)
+    try:
+        health = requests.get(stack.url("/health/avatar"))
+        assert health.status_code == 503 and health.json()["components"]["scanner"] == "down"
+        presigned, response = upload(stack, user, jpeg, "image/jpeg")
+        assert response.status_code == 202, response.text
+        assert response.json() == {"media_id": presigned["media_id"], "state": "scanning"}
+        time.sleep(1.5)  # the retrier tries (and fails) at least once meanwhile
+        assert media_state(stack, user, presigned["media_id"])["state"] == "scanning"
+        assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {stack.token(user)}"}).status_code == 404
+        assert sql(stack, f"SELECT is_virus_scanned FROM media_files WHERE id = '{presigned['media_id']}'") == [["0"]]
+    finally:
+        subprocess.run([os.path.join(ROOT, "deploy", "dev-stack"), "up"], check=True, capture_output=True)
+    # No new upload: the retrier finishes the one waiting.
+    deadline = time.time() + 30
+    state = {}
+    while time.time() < deadline:
+        state = media_state(stack, user, presigned["media_id"])
+        if state["state"] != "scanning":
+            break
+        time.sleep(0.3)
+    assert state["state"] == "ready", state
+    assert requests.get(state["avatar_url"]).status_code == 200
+    assert stack.files_under("quarantine") == []
+
+
+def test_sweeper_removes_only_abandoned_files(stack, user):
+    quarantine = os.path.join(stack.media_root, "quarantine")
+    old, young = os.path.join(quarantine, "a" * 32), os.path.join(quarantine, "b" * 32)
+    for path in (old, young):
+        with open(path, "wb") as f:
+            f.write(b"leftover")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    # An upload URL nobody used, created two days ago.
+    media_id = stack.presign(stack.token(user)).json()["media_id"]
+    sql(stack, f"UPDATE media_files SET created_at = NOW() - INTERVAL 2 DAY WHERE id = '{media_id}'")
+    try:
+        out = stack.ctl("sweep")
+        assert not os.path.exists(old)
+        assert os.path.exists(young)
+        assert old in out
+        assert media_state(stack, user, media_id)["state"] == "expired"
+    finally:
+        for path in (old, young):
+            if os.path.exists(path):
+                os.unlink(path)
