@@ -64,6 +64,12 @@ extension AppError {
             details: ["limit": .int(limit), "pixels": .int(pixels)])
     }
     public static let corrupt = AppError(status: 422, code: "corrupt", message: "The image is damaged or truncated and cannot be decoded.")
+    public static let badCallbackSignature = AppError(
+        status: 403, code: "bad_signature", message: "The callback's signature is not valid.")
+    public static let staleCallback = AppError(
+        status: 403, code: "stale_timestamp", message: "The callback's timestamp is more than 5 minutes off.")
+    public static let alreadyDecided = AppError(
+        status: 409, code: "already_decided", message: "This upload already has a verdict.")
     public static let infected = AppError(
         status: 422, code: "infected", message: "The virus scanner rejected this file.")
     public static let scanFailed = AppError(

@@ -17,6 +17,8 @@ public final class Application {
     let presigner: SigV4Presigner
     let renderer: AvatarRenderer
     let scanner: any VirusScanner
+    /// Download links and callback signatures of the external scanner mode.
+    let links: QuarantineLinks?
     /// The host clients use, e.g. `127.0.0.1:8080`: the `host` that upload URLs are signed for.
     let publicHost: String
 
@@ -33,7 +35,16 @@ public final class Application {
         renderer = AvatarRenderer(
             limits: ImageLimits(maxSide: config.limits.maxSide, maxPixels: config.limits.maxPixels),
             sizes: config.output.sizes, quality: Float(config.output.webpQuality))
-        scanner = ClamdClient(socketPath: config.scanner.clamdSocket, timeoutSeconds: config.scanner.timeoutSeconds)
+        links = config.scanner.callbackSecret.map { QuarantineLinks(secret: Array($0.utf8)) }
+        switch config.scanner.mode {
+        case .clamd:
+            scanner = ClamdClient(socketPath: config.scanner.clamdSocket, timeoutSeconds: config.scanner.timeoutSeconds)
+        case .external:
+            // Config validation guarantees the URL and the secret in external mode.
+            scanner = ExternalScanner(
+                announcer: ScanAnnouncer(url: config.scanner.externalURL ?? "", timeoutSeconds: config.scanner.timeoutSeconds),
+                links: links ?? QuarantineLinks(secret: []), publicBaseURL: config.publicBaseURL)
+        }
         let afterScheme = config.publicBaseURL.split(separator: "://", maxSplits: 1).last.map(String.init) ?? ""
         publicHost = String(afterScheme.split(separator: "/", maxSplits: 1).first ?? "")
     }
@@ -64,6 +75,8 @@ public final class Application {
         case "media_status": return try mediaStatus(request)
         case "profile": return try profile(request)
         case "health": return health(request)
+        case "scan_callback": return try scanCallback(request)
+        case "quarantine_download": return try quarantineDownload(request)
         default: throw AppError.notFound
         }
     }

@@ -102,14 +102,14 @@ extension Application {
     func health(_ request: HTTPRequest) -> HTTPResponse {
         let database = db.ping()
         let storageOK = storage.isWritable(storage.quarantineDirectory) && storage.isWritable(storage.publishedDirectory)
-        let scannerOK = scanner.isAvailable()
-        let healthy = database && storageOK && scannerOK
+        let scannerStatus = scanner.healthStatus()
+        let healthy = database && storageOK && scannerStatus != "down"
         let status: (Bool) -> JSONValue = { .string($0 ? "up" : "down") }
         return .json(
             healthy ? 200 : 503,
             .object([
                 ("status", .string(healthy ? "ok" : "unavailable")),
-                ("components", .object([("database", status(database)), ("storage", status(storageOK)), ("scanner", status(scannerOK))])),
+                ("components", .object([("database", status(database)), ("storage", status(storageOK)), ("scanner", .string(scannerStatus))])),
             ]),
             headers: healthy ? [] : [("Retry-After", "5")])
     }

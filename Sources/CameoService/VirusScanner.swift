@@ -1,3 +1,5 @@
+import CameoCore
+import CameoCrypto
 import Scanning
 
 /// Whatever decides that an upload is clean (SPEC §3). `scan` either gives a verdict now,
@@ -5,11 +7,62 @@ import Scanning
 /// when no verdict can be had now (scanner down, timed out, nonsense): the caller retries.
 protocol VirusScanner {
     func scan(_ bytes: [UInt8], mediaID: String) throws -> ScanVerdict?
-    /// For `/health/avatar`.
-    func isAvailable() -> Bool
+    /// For `/health/avatar`: "up", "down", or "external" (not ours to probe).
+    func healthStatus() -> String
 }
 
 extension ClamdClient: VirusScanner {
     func scan(_ bytes: [UInt8], mediaID: String) throws -> ScanVerdict? { try scan(bytes) }
-    func isAvailable() -> Bool { ping() }
+    func healthStatus() -> String { ping() ? "up" : "down" }
+}
+
+/// External scanning service mode: the upload is announced by an HTTP POST of
+/// `{"media_id", "download_url", "callback_url"}`; the service fetches the quarantined bytes
+/// from the short-lived signed `download_url` and later posts its verdict to `callback_url`,
+/// signed with the shared secret (`/media/virus-scan-callback`).
+struct ExternalScanner: VirusScanner {
+    let announcer: ScanAnnouncer
+    let links: QuarantineLinks
+    let publicBaseURL: String
+    /// Lifetime of a download link: long enough for a queue in front of the scanner.
+    static let linkLifetime = 900
+
+    func scan(_ bytes: [UInt8], mediaID: String) throws -> ScanVerdict? {
+        let expires = Application.now() + Self.linkLifetime
+        let body = JSONValue.object([
+            ("media_id", .string(mediaID)),
+            ("download_url", .string(publicBaseURL + links.path(mediaID: mediaID, expires: expires))),
+            ("callback_url", .string(publicBaseURL + "/media/virus-scan-callback")),
+        ])
+        let status = try announcer.post(json: body.serialized())
+        guard (200..<300).contains(status) else { throw ScannerError.scannerError("external scanner answered HTTP \(status)") }
+        return nil
+    }
+
+    func healthStatus() -> String { "external" }
+}
+
+/// Signed, expiring links to one quarantined upload, for the external scanner, and the HMAC
+/// check of its callbacks. Both use `scanner.callback_secret`.
+struct QuarantineLinks {
+    let secret: [UInt8]
+
+    func signature(mediaID: String, expires: Int) -> String {
+        Digest.hmacSHA256(key: secret, "quarantine-download\n\(mediaID)\n\(expires)").hexString
+    }
+
+    func path(mediaID: String, expires: Int) -> String {
+        "/quarantine-download/\(mediaID)?expires=\(expires)&signature=\(signature(mediaID: mediaID, expires: expires))"
+    }
+
+    func verify(mediaID: String, expires: Int, signature: String, now: Int) -> Bool {
+        let expected = self.signature(mediaID: mediaID, expires: expires)
+        return Digest.constantTimeEquals(Array(expected.utf8), Array(signature.utf8)) && now < expires
+    }
+
+    /// Checks a callback's signature, hex HMAC-SHA256 of `"{timestamp}.{body}"`, in constant time.
+    func verifyCallback(timestamp: String, body: [UInt8], signature: String) -> Bool {
+        let expected = Digest.hmacSHA256(key: secret, Array("\(timestamp).".utf8) + body).hexString
+        return Digest.constantTimeEquals(Array(expected.utf8), Array(signature.lowercased().utf8))
+    }
 }

@@ -28,3 +28,24 @@ import Testing
         #expect(client.ping() == false)
     }
 }
+
+@Suite struct ScanAnnouncerTests {
+    @Test func parsesHTTPURLs() throws {
+        let parsed = try #require(ScanAnnouncer.parse("http://127.0.0.1:9000/scan?x=1"))
+        #expect(parsed.host == "127.0.0.1" && parsed.port == 9000 && parsed.path == "/scan?x=1")
+        #expect(ScanAnnouncer.parse("http://scanner")?.port == 80)
+        #expect(ScanAnnouncer.parse("https://scanner/") == nil)
+        #expect(ScanAnnouncer.parse("http://host:port/") == nil)
+    }
+
+    @Test func readsTheStatusLine() throws {
+        #expect(try ScanAnnouncer.status(ofReply: Array("HTTP/1.1 202 Accepted\r\n\r\n".utf8)) == 202)
+        #expect(throws: ScannerError.self) { try ScanAnnouncer.status(ofReply: Array("SSH-2.0-OpenSSH\r\n".utf8)) }
+        #expect(throws: ScannerError.self) { try ScanAnnouncer.status(ofReply: []) }
+    }
+
+    @Test func nothingListeningIsUnreachable() {
+        // Port 9 (discard) on loopback: nothing listens there in the test environment.
+        #expect(throws: ScannerError.self) { try ScanAnnouncer(url: "http://127.0.0.1:9/", timeoutSeconds: 1).post(json: "{}") }
+    }
+}

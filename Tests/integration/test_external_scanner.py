@@ -1,0 +1,132 @@
+"""External scanner mode: a second stack announces uploads to a stand-in scanner (this test),
+which fetches the quarantined bytes and posts signed verdicts to /media/virus-scan-callback."""
+import hashlib
+import hmac
+import json
+import os
+import queue
+import secrets
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import requests
+
+from conftest import Stack
+from test_upload_flow import assert_error, upload
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class StandInScanner:
+    """Records announcements; the tests decide the verdicts."""
+
+    def __init__(self):
+        self.announcements = queue.Queue()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.announcements.put(json.loads(body))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def next_announcement(self, timeout=10):
+        return self.announcements.get(timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def external():
+    scanner = StandInScanner()
+    state = tempfile.mkdtemp(prefix="cameo-ext.")
+    os.chmod(state, 0o755)
+    secret = secrets.token_hex(24)
+    env = dict(os.environ, CAMEO_STATE_DIR=state, CAMEO_PORT=str(int(os.environ.get("CAMEO_PORT", "18080")) + 1),
+               CAMEO_SCANNER_MODE="external", CAMEO_SCANNER_EXTERNAL_URL=f"http://127.0.0.1:{scanner.port}/scan",
+               CAMEO_SCANNER_CALLBACK_SECRET=secret)
+    stack_cmd = os.path.join(ROOT, "deploy", "dev-stack")
+    subprocess.run([stack_cmd, "up"], env=env, check=True, capture_output=True)
+    try:
+        saved = {k: os.environ.get(k) for k in ("CAMEO_BASE_URL", "CAMEO_CONFIG", "CAMEO_STATE_DIR")}
+        os.environ.update(CAMEO_BASE_URL=f"http://127.0.0.1:{env['CAMEO_PORT']}", CAMEO_CONFIG=f"{state}/cameo.conf", CAMEO_STATE_DIR=state)
+        stack = Stack()
+        for key, value in saved.items():
+            os.environ[key] = value
+        stack.secret = secret
+        stack.scanner = scanner
+        yield stack
+    finally:
+        subprocess.run([stack_cmd, "down"], env=env, capture_output=True)
+        subprocess.run(["rm", "-rf", state])
+        scanner.server.shutdown()
+
+
+def callback(stack, payload, secret=None, timestamp=None):
+    body = json.dumps(payload).encode()
+    timestamp = str(timestamp if timestamp is not None else int(time.time()))
+    signature = hmac.new((secret or stack.secret).encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return requests.post(stack.url("/media/virus-scan-callback"), data=body,
+                         headers={"Content-Type": "application/json", "X-Cameo-Timestamp": timestamp, "X-Cameo-Signature": signature})
+
+
+def announced_upload(stack, user, body):
+    presigned, response = upload(stack, user, body, "image/jpeg")
+    assert response.status_code == 202, response.text
+    assert response.json()["state"] == "scanning"
+    announcement = stack.scanner.next_announcement()
+    assert announcement["media_id"] == presigned["media_id"]
+    assert announcement["callback_url"] == stack.url("/media/virus-scan-callback")
+    # The scanner can fetch exactly the bytes that were uploaded.
+    fetched = requests.get(announcement["download_url"])
+    assert fetched.status_code == 200 and fetched.content == body
+    return presigned["media_id"], announcement
+
+
+def status(stack, user, media_id):
+    return requests.get(stack.url(f"/media/{media_id}"), headers={"Authorization": f"Bearer {stack.token(user)}"}).json()
+
+
+def test_clean_verdict_publishes(external, user, jpeg):
+    media_id, _ = announced_upload(external, user, jpeg)
+    assert status(external, user, media_id)["state"] == "scanning"
+    response = callback(external, {"media_id": media_id, "result": "clean"})
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "ready"
+    assert requests.get(response.json()["avatar_url"]).status_code == 200
+    assert status(external, user, media_id)["state"] == "ready"
+    # A replay changes nothing.
+    assert_error(callback(external, {"media_id": media_id, "result": "infected", "signature": "Late"}), 409, "already_decided")
+    assert status(external, user, media_id)["state"] == "ready"
+    assert external.files_under("quarantine") == []
+
+
+def test_infected_verdict_rejects(external, user, jpeg):
+    media_id, announcement = announced_upload(external, user, jpeg)
+    response = callback(external, {"media_id": media_id, "result": "infected", "signature": "Eicar-Test"})
+    assert response.status_code == 200 and response.json()["state"] == "rejected"
+    state = status(external, user, media_id)
+    assert state["state"] == "rejected" and state["reject_reason"] == "infected"
+    assert external.files_under("quarantine") == []
+    assert requests.get(announcement["download_url"]).status_code == 404
+
+
+def test_forged_stale_and_unknown_callbacks_are_refused(external, user, jpeg):
+    media_id, announcement = announced_upload(external, user, jpeg)
+    assert_error(callback(external, {"media_id": media_id, "result": "clean"}, secret="x" * 48), 403, "bad_signature")
+    assert_error(callback(external, {"media_id": media_id, "result": "clean"}, timestamp=int(time.time()) - 600), 403, "stale_timestamp")
+    assert_error(callback(external, {"media_id": "0" * 32, "result": "clean"}), 404, "not_found")
+    assert status(external, user, media_id)["state"] == "scanning"
+    tampered = announcement["download_url"].replace("signature=", "signature=0")
+    assert requests.get(tampered).status_code == 403
