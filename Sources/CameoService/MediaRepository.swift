@@ -144,10 +144,13 @@ public struct MediaRepository {
 
     /// A clean verdict: `scanning → processing`, `is_virus_scanned` set. False if the row had
     /// already moved on (a late or replayed verdict).
-    public func markClean(id: String) throws -> Bool {
+    public func markClean(id: String, scanMS: Int? = nil) throws -> Bool {
         try db.execute(
-            "UPDATE media_files SET state = 'processing', is_virus_scanned = TRUE, next_scan_at = NULL WHERE id = ? AND state = 'scanning'",
-            [.text(id)]) == 1
+            """
+            UPDATE media_files SET state = 'processing', is_virus_scanned = TRUE, next_scan_at = NULL, scan_ms = ?
+            WHERE id = ? AND state = 'scanning'
+            """,
+            [scanMS.map { .int($0) } ?? .null, .text(id)]) == 1
     }
 
     /// An infected verdict: `scanning → rejected (infected)`, the signature recorded.

@@ -104,6 +104,7 @@ extension Application {
         defer { if !keepFile { storage.remove(path) } }
         let data = try storage.read(path, limit: config.limits.maxUploadBytes)
         let verdict: ScanVerdict?
+        let scanStarted = Self.monotonicMilliseconds()
         do {
             verdict = try scanner.scan(data, mediaID: media.id)
         } catch {
@@ -126,7 +127,7 @@ extension Application {
             _ = try repository.markInfected(id: media.id, signature: signature)
             throw AppError.infected
         case .clean:
-            guard try repository.markClean(id: media.id) else { throw AppError.urlUsed }
+            guard try repository.markClean(id: media.id, scanMS: Self.monotonicMilliseconds() - scanStarted) else { throw AppError.urlUsed }
             return try process(media: media, data: data, bytes: data.count)
         }
     }
