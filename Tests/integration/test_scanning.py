@@ -97,3 +97,40 @@ def test_sweeper_removes_only_abandoned_files(stack, user):
         for path in (old, young):
             if os.path.exists(path):
                 os.unlink(path)
+
+
+def clamd_command(stack, command):
+    import socket as sockets
+
+    with sockets.socket(sockets.AF_UNIX) as conn:
+        conn.connect(os.path.join(stack.state_dir, "clamav-run", "clamd.sock"))
+        conn.sendall(b"z" + command + b"\0")
+        return conn.recv(1024)
+
+
+def test_rescan_unpublishes_avatars_a_new_signature_detects(stack, user, png):
+    presigned, response = upload(stack, user, png, "image/png")
+    assert response.status_code == 200
+    published = requests.get(response.json()["avatar_url"]).content
+    # "A signature update": a signature matching this very avatar's bytes.
+    database = os.path.join(stack.state_dir, "clamav", "db", "cameo-rescan.ndb")
+    with open(database, "w") as f:
+        f.write(f"Cameo.Test.Rescan:0:*:{published[64:128].hex()}\n")
+    try:
+        assert clamd_command(stack, b"RELOAD").startswith(b"RELOADING")
+        # clamd answers RELOAD before the new database is in use; rescanning is idempotent.
+        expected = f"unpublished user={user} media={presigned['media_id']} signature=Cameo.Test.Rescan.UNOFFICIAL"
+        deadline = time.time() + 15
+        out = ""
+        while time.time() < deadline and expected not in out:
+            time.sleep(0.3)
+            out = stack.ctl("rescan", "--since", time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400)))
+        assert expected in out, out
+    finally:
+        os.unlink(database)
+        clamd_command(stack, b"RELOAD")
+        time.sleep(1)
+    assert requests.get(response.json()["avatar_url"].split("?")[0]).status_code == 404
+    assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {stack.token(user)}"}).status_code == 404
+    row = sql(stack, f"SELECT state, reject_reason, scan_signature FROM media_files WHERE id = '{presigned['media_id']}'")
+    assert row == [["rejected", "infected", "Cameo.Test.Rescan.UNOFFICIAL"]]
