@@ -63,6 +63,8 @@ extension AppError {
             status: 422, code: "pixel_bomb", message: "The image has \(pixels) pixels; at most \(limit) are accepted.",
             details: ["limit": .int(limit), "pixels": .int(pixels)])
     }
+    public static let animated = AppError(
+        status: 415, code: "bad_type", message: "Animated images are not accepted; upload a still image.")
     public static let corrupt = AppError(status: 422, code: "corrupt", message: "The image is damaged or truncated and cannot be decoded.")
     public static let badCallbackSignature = AppError(
         status: 403, code: "bad_signature", message: "The callback's signature is not valid.")

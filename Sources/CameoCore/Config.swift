@@ -68,6 +68,8 @@ public struct Config: Sendable {
         public var maxSide: Int
         public var maxPixels: Int
         public var allowedTypes: [String]
+        /// Animated WebP/APNG: publish the first frame (default) or refuse the upload.
+        public var rejectAnimated: Bool
     }
 
     public struct OutputSettings: Sendable {
@@ -160,7 +162,13 @@ public struct Config: Sendable {
             maxUploadBytes: try reader.int("limits.max_upload_bytes", default: 5_242_880, range: 1024...100_000_000),
             maxSide: try reader.int("limits.max_side", default: 2048, range: 64...16384),
             maxPixels: try reader.int("limits.max_pixels", default: 4_200_000, range: 4096...100_000_000),
-            allowedTypes: reader.list("limits.allowed_types") ?? ["image/jpeg", "image/png", "image/webp"])
+            allowedTypes: reader.list("limits.allowed_types") ?? ["image/jpeg", "image/png", "image/webp"],
+            rejectAnimated: false)
+        switch reader.string("limits.animated") ?? "first_frame" {
+        case "first_frame": limits.rejectAnimated = false
+        case "reject": limits.rejectAnimated = true
+        case let other: throw ConfigError(key: "limits.animated", problem: "`\(other)` is not first_frame or reject")
+        }
         let known: Set = ["image/jpeg", "image/png", "image/webp"]
         if let unknown = limits.allowedTypes.first(where: { !known.contains($0) }) {
             throw ConfigError(key: "limits.allowed_types", problem: "\(unknown) is not a type Cameo can decode")

@@ -157,6 +157,10 @@ extension Application {
     /// Validates, renders and publishes an upload the scanner called clean (`processing`).
     func process(media: MediaRecord, data: [UInt8], bytes: Int) throws -> HTTPResponse {
         let started = Self.monotonicMilliseconds()
+        if config.limits.rejectAnimated, (try? readHeader(data, limits: renderer.limits))?.isAnimated == true {
+            try repository.reject(id: media.id, reason: "bad_type")
+            throw AppError.animated
+        }
         let renditions: AvatarRenditions
         do {
             renditions = try renderer.render(data, crop: media.crop.map { CropRect(x: $0.x, y: $0.y, size: $0.size) })

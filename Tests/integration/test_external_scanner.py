@@ -55,7 +55,9 @@ def external():
     secret = secrets.token_hex(24)
     env = dict(os.environ, CAMEO_STATE_DIR=state, CAMEO_PORT=str(int(os.environ.get("CAMEO_PORT", "18080")) + 1),
                CAMEO_SCANNER_MODE="external", CAMEO_SCANNER_EXTERNAL_URL=f"http://127.0.0.1:{scanner.port}/scan",
-               CAMEO_SCANNER_CALLBACK_SECRET=secret)
+               CAMEO_SCANNER_CALLBACK_SECRET=secret,
+               # This stack also runs the other setting of the animation policy.
+               CAMEO_LIMITS_ANIMATED="reject")
     stack_cmd = os.path.join(ROOT, "deploy", "dev-stack")
     subprocess.run([stack_cmd, "up"], env=env, check=True, capture_output=True)
     try:
@@ -81,8 +83,8 @@ def callback(stack, payload, secret=None, timestamp=None):
                          headers={"Content-Type": "application/json", "X-Cameo-Timestamp": timestamp, "X-Cameo-Signature": signature})
 
 
-def announced_upload(stack, user, body):
-    presigned, response = upload(stack, user, body, "image/jpeg")
+def announced_upload(stack, user, body, content_type="image/jpeg"):
+    presigned, response = upload(stack, user, body, content_type)
     assert response.status_code == 202, response.text
     assert response.json()["state"] == "scanning"
     announcement = stack.scanner.next_announcement()
@@ -109,7 +111,7 @@ def test_clean_verdict_publishes(external, user, jpeg):
     # A replay changes nothing.
     assert_error(callback(external, {"media_id": media_id, "result": "infected", "signature": "Late"}), 409, "already_decided")
     assert status(external, user, media_id)["state"] == "ready"
-    assert external.files_under("quarantine") == []
+    assert not os.path.exists(os.path.join(external.media_root, "quarantine", media_id))
 
 
 def test_infected_verdict_rejects(external, user, jpeg):
@@ -118,7 +120,7 @@ def test_infected_verdict_rejects(external, user, jpeg):
     assert response.status_code == 200 and response.json()["state"] == "rejected"
     state = status(external, user, media_id)
     assert state["state"] == "rejected" and state["reject_reason"] == "infected"
-    assert external.files_under("quarantine") == []
+    assert not os.path.exists(os.path.join(external.media_root, "quarantine", media_id))
     assert requests.get(announcement["download_url"]).status_code == 404
 
 
@@ -130,3 +132,18 @@ def test_forged_stale_and_unknown_callbacks_are_refused(external, user, jpeg):
     assert status(external, user, media_id)["state"] == "scanning"
     tampered = announcement["download_url"].replace("signature=", "signature=0")
     assert requests.get(tampered).status_code == 403
+
+
+def test_animated_upload_is_refused_when_configured(external, user):
+    import io
+    from PIL import Image
+
+    frames = [Image.new("RGB", (200, 200), colour) for colour in ((255, 0, 0), (0, 255, 0))]
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    media_id, _ = announced_upload(external, user, out.getvalue(), content_type="image/webp")
+    response = callback(external, {"media_id": media_id, "result": "clean"})
+    assert_error(response, 415, "bad_type")
+    assert "Animated" in response.json()["error"]["message"]
+    assert status(external, user, media_id)["reject_reason"] == "bad_type"
+    assert not os.path.exists(os.path.join(external.media_root, "quarantine", media_id))
