@@ -143,38 +143,34 @@ public struct MediaStorage: Sendable {
 }
 
 extension MediaStorage {
-    /// Regular files directly in `directory` with their modification times (epoch seconds).
-    /// Names starting with "." are included: staged renditions use them.
-    public func files(in directory: String) -> [(path: String, modified: Int)] {
+    /// Names in `directory`, without "." and "..".
+    private func names(in directory: String) -> [String] {
         guard let handle = opendir(directory) else { return [] }
         defer { closedir(handle) }
-        var found: [(String, Int)] = []
+        var names: [String] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            if name == "." || name == ".." { continue }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Regular files directly in `directory` with their modification times (epoch seconds).
+    /// Names starting with "." are included: staged renditions use them.
+    public func files(in directory: String) -> [(path: String, modified: Int)] {
+        names(in: directory).compactMap { name in
             let path = directory + "/" + name
             var info = stat()
-            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
-            found.append((path, Int(info.st_mtim.tv_sec)))
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+            return (path, Int(info.st_mtim.tv_sec))
         }
-        return found
     }
 
     /// Sub-folders of `profile-media/` (one per user).
     public func userDirectories() -> [String] {
-        guard let handle = opendir(publishedDirectory) else { return [] }
-        defer { closedir(handle) }
-        var found: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name.hasPrefix(".") { continue }
-            found.append(publishedDirectory + "/" + name)
-        }
-        return found
+        names(in: publishedDirectory).filter { !$0.hasPrefix(".") }.map { publishedDirectory + "/" + $0 }
     }
 
     public var incomingDirectory: String { root + "/incoming" }
