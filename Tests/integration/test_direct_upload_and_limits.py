@@ -62,3 +62,19 @@ def test_eleventh_delete_in_a_minute_gets_429(stack, user):
     refused = requests.delete(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {token}"})
     assert_error(refused, 429, "rate_limited")
     assert refused.headers["Retry-After"]
+
+
+def test_each_publish_records_one_avatar_uploaded_event(stack, user, jpeg):
+    from conftest import sql
+    from test_upload_flow import upload
+
+    presigned, response = upload(stack, user, jpeg, "image/jpeg")
+    assert response.status_code == 200
+    rows = sql(stack, f"SELECT event, user_id, bytes, mime, processing_time_ms FROM analytics_events WHERE media_id = '{presigned['media_id']}'")
+    assert len(rows) == 1
+    event, owner, size, mime, milliseconds = rows[0]
+    assert (event, owner, int(size), mime) == ("avatar_uploaded", user, len(jpeg), "image/jpeg")
+    assert 0 < int(milliseconds) < 60_000
+    # A failed upload records nothing.
+    failed, _ = upload(stack, user, b"not an image at all" * 10, "image/jpeg")
+    assert sql(stack, f"SELECT COUNT(*) FROM analytics_events WHERE media_id = '{failed['media_id']}'") == [["0"]]
