@@ -1,0 +1,625 @@
+/*
+ * Cameo upload page: pick, check, crop, presign, PUT with progress, wait for the scan and the
+ * rendering, show the new avatar. Plain modern JavaScript, no dependencies, no build step.
+ *
+ * Auth: the host application's `access_token` cookie (same origin; the browser sends it and
+ * the Origin header the API checks), or a token handed to the page: `#token=...` in the URL
+ * (read once and removed from the address bar), `data-token` on the root element, or
+ * `window.CameoUpload.init({root, token, baseUrl})` when embedding.
+ *
+ * Analytics: the server records `avatar_uploaded` (size, mime, processing time) itself when it
+ * publishes; this page reports nothing to the server, so nothing is counted twice. For the host
+ * page it dispatches a `cameo-upload:done` DOM event on the root element with
+ * {mediaId, avatarUrl, bytes, mime, observedMs} (observedMs: from the first byte sent to
+ * "ready", as seen by the browser). Do not forward it as another `avatar_uploaded`.
+ */
+(() => {
+  'use strict';
+
+  // The server checks all of these again; they are defaults of SPEC section 5.
+  const LIMITS = {
+    maxBytes: 5242880,
+    maxSide: 2048,
+    types: ['image/jpeg', 'image/png', 'image/webp'],
+  };
+  const RETRY_DELAYS_MS = [1000, 2000, 4000];   // automatic retries after the first attempt
+  const MAX_RETRY_AFTER_MS = 30000;
+  const POLL_MIN_MS = 400;
+  const POLL_MAX_MS = 3000;
+  const POLL_GIVE_UP_MS = 10 * 60 * 1000;
+  const PRESIGN_MARGIN_MS = 15000;              // do not start a PUT this close to expiry
+  const MIN_CROP = 16;
+
+  const TYPE_NAMES = { 'image/jpeg': 'JPEG', 'image/png': 'PNG', 'image/webp': 'WebP' };
+  const EXTENSION_TYPES = { jpg: 'image/jpeg', jpeg: 'image/jpeg', jpe: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
+  const REJECT_MESSAGES = {
+    infected: 'The virus scanner flagged this file, so it was not published.',
+    scan_failed: 'The virus scan could not be completed, so the picture was not published. Please try again later.',
+    corrupt: 'The server could not read this image. It may be damaged.',
+    bad_type: 'Only JPEG, PNG or WebP images are accepted.',
+    bad_dimensions: 'The image is larger than 2048 pixels on a side.',
+    pixel_bomb: 'The image has too many pixels (the limit is 4.2 megapixels).',
+    too_large: 'The file is larger than 5 MB.',
+    bad_crop: 'The crop square is outside the image. Choose the crop again.',
+  };
+
+  const formatBytes = (n) => {
+    if (n >= 1048576) return `${(n / 1048576).toFixed(1)} MB`;
+    if (n >= 1024) return `${Math.round(n / 1024)} KB`;
+    return `${n} bytes`;
+  };
+  const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+  const sleep = (ms, signal) => new Promise((resolve, reject) => {
+    if (signal.aborted) { reject(new Cancelled()); return; }
+    const timer = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+    const onAbort = () => { clearTimeout(timer); reject(new Cancelled()); };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+
+  class Cancelled extends Error {}
+  /** A failure worth retrying automatically: network error or 5xx. */
+  class Transient extends Error {
+    constructor(message, retryAfterMs = 0) { super(message); this.retryAfterMs = retryAfterMs; }
+  }
+  /** A 4xx (or a rejected upload): show the server's message, do not retry. */
+  class Refused extends Error {
+    constructor(message, status, code, retryable = false) {
+      super(message); this.status = status; this.code = code; this.retryable = retryable;
+    }
+  }
+
+  const retryAfterMs = (value) => {
+    if (!value) return 0;
+    const seconds = Number(value);
+    if (Number.isFinite(seconds)) return seconds * 1000;
+    const date = Date.parse(value);
+    return Number.isFinite(date) ? Math.max(0, date - Date.now()) : 0;
+  };
+  const parseJSON = (text) => { try { return JSON.parse(text); } catch { return null; } };
+
+  /** Turns an API answer into a value, a Refused or a Transient. */
+  const classify = (status, body, retryAfter, what) => {
+    if (status >= 200 && status < 300) return body || {};
+    const error = (body && body.error) || {};
+    if (status >= 500 || status === 0) {
+      const message = error.message || `The server is not available (${status}).`;
+      throw new Transient(message, retryAfterMs(retryAfter));
+    }
+    let message = error.message || `${what} failed (${status}).`;
+    if (status === 401) message += ' Please sign in again.';
+    if (status === 429) {
+      const wait = Math.ceil(retryAfterMs(retryAfter) / 1000);
+      if (wait > 0) message += ` Try again in ${wait} s.`;
+    }
+    throw new Refused(message, status, error.code, status === 429);
+  };
+
+  class Uploader {
+    constructor(root, options = {}) {
+      this.root = root;
+      this.baseUrl = (options.baseUrl || root.dataset.baseUrl || '').replace(/\/$/, '');
+      this.token = options.token || root.dataset.token || Uploader.tokenFromFragment() || null;
+      this.el = {};
+      for (const node of root.querySelectorAll('[data-role]')) this.el[node.dataset.role] = node;
+      this.handles = root.querySelectorAll('[data-handle]');
+      this.image = null;         // {source, width, height, blob, type, name, scaledFrom}
+      this.crop = null;          // {x, y, size} in the uploaded image's oriented pixels
+      this.run = null;           // the upload in flight: {controller, xhr, ...}
+      this.presignCount = 0;
+      this.bind();
+      this.setState('idle');
+      this.loadCurrent();
+    }
+
+    static tokenFromFragment() {
+      const match = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
+      if (!match) return null;
+      // Keep the token out of the address bar, history and screenshots.
+      const rest = window.location.hash.replace(/(^#|&)token=[^&]+/, '$1').replace(/^#&?$/, '');
+      history.replaceState(null, '', window.location.pathname + window.location.search + rest);
+      return decodeURIComponent(match[1]);
+    }
+
+    // ---- plumbing -------------------------------------------------------------------------
+
+    setState(state) {
+      this.state = state;
+      this.root.dataset.state = state;
+    }
+
+    status(text) { this.el.status.textContent = text; }
+
+    error(text) { this.el.error.textContent = text; }
+
+    async api(method, path, body, signal) {
+      const headers = { Accept: 'application/json' };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      if (this.token) headers.Authorization = `Bearer ${this.token}`;
+      let response;
+      try {
+        response = await fetch(this.baseUrl + path, {
+          method, headers, signal, credentials: 'same-origin', cache: 'no-store',
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+      } catch (err) {
+        if (signal && signal.aborted) throw new Cancelled();
+        throw new Transient('The network connection failed.');
+      }
+      const text = await response.text().catch(() => '');
+      return { status: response.status, body: parseJSON(text), retryAfter: response.headers.get('Retry-After'), date: response.headers.get('Date') };
+    }
+
+    // ---- current avatar -------------------------------------------------------------------
+
+    async loadCurrent() {
+      let answer;
+      try {
+        answer = await this.api('GET', '/api/v1/profile/me/avatar');
+      } catch {
+        this.el['current-text'].textContent = 'Your current picture could not be loaded.';
+        return;
+      }
+      if (answer.status === 200 && answer.body && answer.body.avatar_url) {
+        this.showAvatar(answer.body.avatar_url);
+        this.el['current-text'].textContent = 'This is your current picture.';
+      } else if (answer.status === 404) {
+        this.el['current-text'].textContent = 'You have no picture yet.';
+      } else if (answer.status === 401 || answer.status === 403) {
+        const message = (answer.body && answer.body.error && answer.body.error.message) || 'You are not signed in.';
+        this.el['current-text'].textContent = `${message} Sign in to change your picture.`;
+      } else {
+        this.el['current-text'].textContent = 'Your current picture could not be loaded.';
+      }
+    }
+
+    showAvatar(url) {
+      const img = this.el['current-avatar'];
+      img.src = url;
+      img.hidden = false;
+      this.el['no-avatar'].hidden = true;
+    }
+
+    // ---- picking --------------------------------------------------------------------------
+
+    bind() {
+      const { file, drop } = this.el;
+      file.addEventListener('change', () => { if (file.files[0]) this.choose(file.files[0]); });
+      const over = (e) => { e.preventDefault(); drop.classList.add('is-over'); };
+      drop.addEventListener('dragenter', over);
+      drop.addEventListener('dragover', over);
+      drop.addEventListener('dragleave', (e) => { if (!drop.contains(e.relatedTarget)) drop.classList.remove('is-over'); });
+      drop.addEventListener('drop', (e) => {
+        e.preventDefault();
+        drop.classList.remove('is-over');
+        const dropped = e.dataTransfer && e.dataTransfer.files[0];
+        if (dropped) this.choose(dropped);
+      });
+      // A file dropped next to the zone must not navigate away from the page.
+      window.addEventListener('dragover', (e) => e.preventDefault());
+      window.addEventListener('drop', (e) => e.preventDefault());
+
+      this.el.upload.addEventListener('click', () => this.startUpload());
+      this.el.retry.addEventListener('click', () => this.startUpload());
+      this.el.cancel.addEventListener('click', () => this.cancel());
+      this.bindCrop();
+    }
+
+    async choose(file) {
+      if (this.run) this.cancel(true);
+      this.error('');
+      this.status('');
+      this.el.retry.hidden = true;
+      this.el['progress-wrap'].hidden = true;
+      this.image = null;
+      this.crop = null;
+      this.el['crop-section'].hidden = true;
+      this.el.upload.disabled = true;
+      this.setState('checking');
+
+      const type = LIMITS.types.includes(file.type) ? file.type
+        : (!file.type && EXTENSION_TYPES[(file.name.split('.').pop() || '').toLowerCase()]) || null;
+      if (!type) {
+        this.setState('invalid');
+        this.error(`“${file.name}” is not a JPEG, PNG or WebP image${file.type ? ` (it is ${file.type})` : ''}. Only JPEG, PNG and WebP are accepted.`);
+        return;
+      }
+
+      let bitmap = null;
+      try {
+        bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
+      } catch {
+        bitmap = null;   // the server decides; it may still be a valid image this browser cannot read
+      }
+      const tooBig = () => `“${file.name}” is ${formatBytes(file.size)}. The limit is 5 MB (${LIMITS.maxBytes.toLocaleString('en')} bytes). Choose a smaller file.`;
+
+      if (!bitmap) {
+        if (file.size > LIMITS.maxBytes) { this.setState('invalid'); this.error(tooBig()); return; }
+        this.image = { source: null, width: 0, height: 0, blob: file, type, name: file.name };
+        this.el['file-info'].textContent = '';
+        this.status(`“${file.name}” cannot be previewed in this browser, so it cannot be cropped. It will be uploaded as it is and checked by the server.`);
+        this.setState('ready');
+        this.el.upload.disabled = false;
+        return;
+      }
+
+      let image = { source: bitmap, width: bitmap.width, height: bitmap.height, blob: file, type, name: file.name };
+      if (Math.max(bitmap.width, bitmap.height) > LIMITS.maxSide) {
+        this.status(`Scaling “${file.name}” down to 2048 pixels…`);
+        try {
+          image = await Uploader.scaleDown(bitmap, type, file.name);
+        } catch (err) {
+          this.setState('invalid');
+          this.status('');
+          this.error(`“${file.name}” is ${bitmap.width} × ${bitmap.height} pixels, more than the limit of 2048 pixels per side, and could not be scaled down here${err.message ? ` (${err.message})` : ''}.`);
+          return;
+        }
+      } else if (file.size > LIMITS.maxBytes) {
+        this.setState('invalid');
+        this.error(tooBig());
+        return;
+      }
+      this.image = image;
+      this.showCrop();
+      this.status(`“${file.name}” is ready. Adjust the crop, then choose Upload.`);
+      this.setState('ready');
+      this.el.upload.disabled = false;
+    }
+
+    /** Draws an oversized photo at most 2048 px per side; the result is what gets uploaded. */
+    static async scaleDown(bitmap, type, name) {
+      const factor = LIMITS.maxSide / Math.max(bitmap.width, bitmap.height);
+      const width = Math.max(1, Math.min(LIMITS.maxSide, Math.round(bitmap.width * factor)));
+      const height = Math.max(1, Math.min(LIMITS.maxSide, Math.round(bitmap.height * factor)));
+      const canvas = document.createElement('canvas');
+      canvas.width = width;
+      canvas.height = height;
+      const context = canvas.getContext('2d');
+      context.imageSmoothingEnabled = true;
+      context.imageSmoothingQuality = 'high';
+      context.drawImage(bitmap, 0, 0, width, height);
+      const encode = (t, q) => new Promise((resolve) => canvas.toBlob(resolve, t, q));
+      // Same type first; WebP (keeps alpha) if a PNG comes out too big.
+      for (const [t, q] of [[type, 0.92], ['image/webp', 0.9], ['image/jpeg', 0.85]]) {
+        const blob = await encode(t, q);
+        if (blob && LIMITS.types.includes(blob.type) && blob.size <= LIMITS.maxBytes) {
+          return { source: canvas, width, height, blob, type: blob.type, name, scaledFrom: [bitmap.width, bitmap.height] };
+        }
+      }
+      throw new Error('the scaled image is still larger than 5 MB');
+    }
+
+    // ---- crop -----------------------------------------------------------------------------
+
+    showCrop() {
+      const { width, height, blob, scaledFrom } = this.image;
+      if (this.stageUrl) URL.revokeObjectURL(this.stageUrl);
+      this.stageUrl = URL.createObjectURL(blob);
+      this.el['stage-image'].src = this.stageUrl;
+      const side = Math.min(width, height);
+      this.minCrop = Math.min(MIN_CROP, side);
+      this.crop = { x: Math.floor((width - side) / 2), y: Math.floor((height - side) / 2), size: side };
+      this.el.size.min = String(this.minCrop);
+      this.el.size.max = String(side);
+      this.el['file-info'].textContent = scaledFrom
+        ? `${this.image.name}: scaled down from ${scaledFrom[0]} × ${scaledFrom[1]} to ${width} × ${height} pixels (limit 2048 per side), ${formatBytes(blob.size)}.`
+        : `${this.image.name}: ${width} × ${height} pixels, ${formatBytes(blob.size)}.`;
+      this.el['crop-section'].hidden = false;
+      this.renderCrop();
+    }
+
+    setCrop(x, y, size) {
+      const { width, height } = this.image;
+      size = Math.round(clamp(size, this.minCrop, Math.min(width, height)));
+      this.crop = {
+        x: Math.round(clamp(x, 0, width - size)),
+        y: Math.round(clamp(y, 0, height - size)),
+        size,
+      };
+      this.renderCrop();
+    }
+
+    renderCrop() {
+      const { width, height, source } = this.image;
+      const { x, y, size } = this.crop;
+      const box = this.el.box.style;
+      box.left = `${(x / width) * 100}%`;
+      box.top = `${(y / height) * 100}%`;
+      box.width = `${(size / width) * 100}%`;
+      box.height = `${(size / height) * 100}%`;
+      this.el.size.value = String(size);
+      this.el.size.setAttribute('aria-valuetext', `${size} pixels`);
+      const readout = `Square of ${size} × ${size} pixels, ${x} from the left, ${y} from the top.`;
+      this.el.readout.textContent = readout;
+      this.root.dataset.crop = `${x},${y},${size}`;
+      const canvas = this.el.preview;
+      const context = canvas.getContext('2d');
+      context.clearRect(0, 0, canvas.width, canvas.height);
+      context.imageSmoothingQuality = 'high';
+      context.drawImage(source, x, y, size, size, 0, 0, canvas.width, canvas.height);
+    }
+
+    bindCrop() {
+      const box = this.el.box;
+      let drag = null;
+      box.addEventListener('pointerdown', (e) => {
+        if (!this.image || !this.image.source || this.busy || (e.pointerType === 'mouse' && e.button !== 0)) return;
+        e.preventDefault();
+        box.focus({ preventScroll: true });
+        box.setPointerCapture(e.pointerId);
+        const rect = this.el['stage-image'].getBoundingClientRect();
+        drag = {
+          id: e.pointerId,
+          handle: e.target.dataset.handle || null,
+          startX: e.clientX,
+          startY: e.clientY,
+          scale: this.image.width / rect.width,   // image pixels per CSS pixel
+          crop: { ...this.crop },
+        };
+        box.classList.add('is-dragging');
+      });
+      box.addEventListener('pointermove', (e) => {
+        if (!drag || e.pointerId !== drag.id) return;
+        const dx = (e.clientX - drag.startX) * drag.scale;
+        const dy = (e.clientY - drag.startY) * drag.scale;
+        const c = drag.crop;
+        if (!drag.handle) { this.setCrop(c.x + dx, c.y + dy, c.size); return; }
+        // Resize around the opposite corner, which stays where it is.
+        const sx = drag.handle.includes('e') ? 1 : -1;
+        const sy = drag.handle.includes('s') ? 1 : -1;
+        const anchorX = sx > 0 ? c.x : c.x + c.size;
+        const anchorY = sy > 0 ? c.y : c.y + c.size;
+        const room = Math.min(sx > 0 ? this.image.width - anchorX : anchorX, sy > 0 ? this.image.height - anchorY : anchorY);
+        const size = Math.round(clamp(c.size + (sx * dx + sy * dy) / 2, this.minCrop, room));
+        this.setCrop(sx > 0 ? anchorX : anchorX - size, sy > 0 ? anchorY : anchorY - size, size);
+      });
+      const end = (e) => {
+        if (!drag || e.pointerId !== drag.id) return;
+        drag = null;
+        box.classList.remove('is-dragging');
+      };
+      box.addEventListener('pointerup', end);
+      box.addEventListener('pointercancel', end);
+
+      box.addEventListener('keydown', (e) => {
+        if (!this.image || !this.image.source || this.busy) return;
+        const { x, y, size } = this.crop;
+        const side = Math.min(this.image.width, this.image.height);
+        const fine = Math.max(1, Math.round(side * 0.01));
+        const step = e.shiftKey ? Math.max(1, Math.round(side * 0.1)) : fine;
+        // + and - ignore Shift: on many keyboards + needs it.
+        const grow = (d) => this.setCrop(x - d / 2, y - d / 2, size + d);
+        switch (e.key) {
+          case 'ArrowLeft': this.setCrop(x - step, y, size); break;
+          case 'ArrowRight': this.setCrop(x + step, y, size); break;
+          case 'ArrowUp': this.setCrop(x, y - step, size); break;
+          case 'ArrowDown': this.setCrop(x, y + step, size); break;
+          case '+': case '=': grow(2 * fine); break;
+          case '-': case '_': grow(-2 * fine); break;
+          case 'Home': this.setCrop((this.image.width - side) / 2, (this.image.height - side) / 2, side); break;
+          default: return;
+        }
+        e.preventDefault();
+      });
+
+      this.el.size.addEventListener('input', () => {
+        if (!this.crop) return;
+        const { x, y, size } = this.crop;
+        const next = Number(this.el.size.value);
+        this.setCrop(x + (size - next) / 2, y + (size - next) / 2, next);
+      });
+    }
+
+    // ---- upload ---------------------------------------------------------------------------
+
+    setBusy(busy) {
+      this.busy = busy;
+      this.el.upload.disabled = busy || !this.image;
+      this.el.file.disabled = busy;
+      this.el.size.disabled = busy;
+      this.el.cancel.hidden = !busy;
+      this.root.classList.toggle('is-busy', busy);
+    }
+
+    progress(label, value) {
+      this.el['progress-wrap'].hidden = false;
+      this.el['progress-label'].textContent = label;
+      if (value === null) this.el.progress.removeAttribute('value');   // indeterminate
+      else this.el.progress.value = value;
+    }
+
+    async startUpload() {
+      if (!this.image || this.busy) return;
+      this.error('');
+      this.el.retry.hidden = true;
+      const run = { controller: new AbortController(), xhr: null, presigned: null, mediaId: null, polling: false, started: 0 };
+      this.run = run;
+      this.setBusy(true);
+      this.progress('Uploading', 0);
+      const signal = run.controller.signal;
+      try {
+        for (let attempt = 0; ; attempt += 1) {
+          try {
+            await this.attempt(run);
+            return;
+          } catch (err) {
+            if (err instanceof Transient && attempt < RETRY_DELAYS_MS.length) {
+              const delay = Math.min(MAX_RETRY_AFTER_MS, Math.max(RETRY_DELAYS_MS[attempt], err.retryAfterMs));
+              this.setState('retrying');
+              this.status(`${err.message} Trying again in ${Math.ceil(delay / 1000)} s (attempt ${attempt + 2} of ${RETRY_DELAYS_MS.length + 1})…`);
+              await sleep(delay, signal);
+              continue;
+            }
+            throw err;
+          }
+        }
+      } catch (err) {
+        if (err instanceof Cancelled || run !== this.run) return;
+        this.setState('error');
+        this.status('');
+        this.el['progress-wrap'].hidden = true;
+        if (err instanceof Transient) {
+          this.error(`The upload did not go through: ${err.message} Choose Retry to try again.`);
+          this.el.retry.hidden = false;
+        } else {
+          this.error(err.message);
+          this.el.retry.hidden = !(err instanceof Refused && err.retryable);
+        }
+      } finally {
+        if (run === this.run) {
+          this.run = null;
+          this.setBusy(false);
+          if (!this.el.retry.hidden) this.el.retry.focus();
+        }
+      }
+    }
+
+    /** One attempt: presign if needed, PUT, then wait for the server to finish. */
+    async attempt(run) {
+      if (run.polling) { await this.poll(run); return; }
+      for (let fresh = 0; ; fresh += 1) {
+        if (!run.presigned || performance.now() > run.presigned.validUntil) await this.presign(run);
+        const putResult = await this.put(run);
+        if (putResult === 'again' && fresh === 0) continue;
+        if (putResult === 'again') throw new Transient('The upload link was refused twice.');
+        await this.poll(run, putResult);
+        return;
+      }
+    }
+
+    async presign(run) {
+      this.setState('presigning');
+      this.status('Preparing the upload…');
+      const body = { content_type: this.image.type, content_length: this.image.blob.size };
+      if (this.crop) body.crop = { ...this.crop };
+      this.presignCount += 1;
+      this.root.dataset.presignCount = String(this.presignCount);
+      const answer = await this.api('POST', '/users/me/avatar/upload', body, run.controller.signal);
+      const json = classify(answer.status, answer.body, answer.retryAfter, 'Preparing the upload');
+      const serverNow = Date.parse(answer.date || '') || Date.now();
+      const lifetime = (Date.parse(json.expires_at) || serverNow + 300000) - serverNow;
+      run.presigned = { ...json, used: false, validUntil: performance.now() + lifetime - PRESIGN_MARGIN_MS };
+      run.mediaId = json.media_id;
+    }
+
+    /** PUTs the file; resolves with the JSON answer, or 'again' when a new URL is needed. */
+    async put(run) {
+      const presigned = run.presigned;
+      const triedBefore = presigned.used;
+      presigned.used = true;
+      this.setState('uploading');
+      this.status('Uploading…');
+      this.progress('Uploading', 0);
+      if (!run.started) run.started = performance.now();
+      const answer = await new Promise((resolve, reject) => {
+        const xhr = new XMLHttpRequest();
+        run.xhr = xhr;
+        xhr.open(presigned.method || 'PUT', presigned.upload_url);
+        for (const [name, value] of Object.entries(presigned.headers || {})) xhr.setRequestHeader(name, value);
+        xhr.upload.addEventListener('progress', (e) => {
+          if (!e.lengthComputable) return;
+          const percent = Math.round((e.loaded / e.total) * 100);
+          this.progress(`Uploading: ${percent} % (${formatBytes(e.loaded)} of ${formatBytes(e.total)})`, percent);
+          this.root.dataset.progressMax = String(Math.max(Number(this.root.dataset.progressMax || 0), percent));
+        });
+        xhr.addEventListener('load', () => resolve({ status: xhr.status, body: parseJSON(xhr.responseText), retryAfter: xhr.getResponseHeader('Retry-After') }));
+        xhr.addEventListener('error', () => reject(new Transient('The network connection failed during the upload.')));
+        xhr.addEventListener('timeout', () => reject(new Transient('The upload timed out.')));
+        xhr.addEventListener('abort', () => reject(new Cancelled()));
+        xhr.send(this.image.blob);
+      });
+      run.xhr = null;
+      if ((answer.status === 409 || answer.status === 403) && triedBefore) {
+        // The URL was used (maybe by our own earlier attempt, whose answer got lost) or has
+        // expired. If the server has the file, follow it; otherwise ask for a new URL.
+        const state = await this.mediaState(run);
+        if (state && ['received', 'scanning', 'processing', 'ready', 'rejected'].includes(state.state)) return state;
+        run.presigned = null;
+        return 'again';
+      }
+      const json = classify(answer.status, answer.body, answer.retryAfter, 'The upload');
+      this.progress('Uploaded', 100);
+      return json;
+    }
+
+    async mediaState(run) {
+      const answer = await this.api('GET', `/media/${encodeURIComponent(run.mediaId)}`, undefined, run.controller.signal);
+      return classify(answer.status, answer.body, answer.retryAfter, 'Checking the upload');
+    }
+
+    /** Follows the upload until it is ready or rejected. */
+    async poll(run, first) {
+      run.polling = true;
+      let info = first;
+      let delay = POLL_MIN_MS;
+      const since = performance.now();
+      for (;;) {
+        if (info) {
+          if (info.state === 'ready' && info.avatar_url) { this.finish(run, info); return; }
+          if (info.state === 'rejected') {
+            throw new Refused(REJECT_MESSAGES[info.reject_reason] || `The upload was rejected (${info.reject_reason || 'unknown reason'}).`, 422, info.reject_reason);
+          }
+          if (info.state === 'expired') throw new Refused('The upload link expired before the file arrived. Please upload again.', 410, 'expired');
+          const scanning = info.state === 'received' || info.state === 'scanning';
+          this.setState(scanning ? 'scanning' : 'processing');
+          this.status(scanning ? 'Scanning…' : 'Processing…');
+          this.progress(scanning ? 'Scanning…' : 'Processing…', null);
+        }
+        if (performance.now() - since > POLL_GIVE_UP_MS) {
+          throw new Refused('The server is still checking the picture. It will appear here once it is ready; reload the page later.', 0, 'slow');
+        }
+        await sleep(delay, run.controller.signal);
+        delay = Math.min(POLL_MAX_MS, delay * 1.5);
+        info = await this.mediaState(run);   // a network error or 5xx here retries the poll, not the upload
+      }
+    }
+
+    finish(run, info) {
+      const observedMs = Math.round(performance.now() - run.started);
+      this.setState('done');
+      this.progress('Done', 100);
+      this.showAvatar(info.avatar_url);
+      this.el['current-text'].textContent = 'This is your new picture.';
+      this.status('Your new picture is live.');
+      this.root.dataset.avatarUrl = info.avatar_url;
+      this.root.dispatchEvent(new CustomEvent('cameo-upload:done', {
+        bubbles: true,
+        detail: { mediaId: run.mediaId, avatarUrl: info.avatar_url, bytes: this.image.blob.size, mime: this.image.type, observedMs },
+      }));
+    }
+
+    cancel(silent = false) {
+      const run = this.run;
+      if (!run) return;
+      this.run = null;
+      run.controller.abort();
+      if (run.xhr) run.xhr.abort();
+      this.setBusy(false);
+      this.el['progress-wrap'].hidden = true;
+      this.setState('cancelled');
+      if (!silent) {
+        this.status(run.polling
+          ? 'Stopped waiting. The server already has the photo and may still publish it.'
+          : 'Upload cancelled.');
+        this.el.upload.focus();
+      }
+    }
+  }
+
+  const instances = [];
+  const init = (options = {}) => {
+    const root = typeof options.root === 'string' ? document.querySelector(options.root) : options.root;
+    if (!root) throw new Error('CameoUpload.init: no root element');
+    if (root.cameoUploader) return root.cameoUploader;
+    const uploader = new Uploader(root, options);
+    root.cameoUploader = uploader;
+    instances.push(uploader);
+    return uploader;
+  };
+
+  window.CameoUpload = { init, instances, limits: LIMITS };
+  const autostart = () => {
+    for (const root of document.querySelectorAll('[data-cameo-upload]')) init({ root });
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', autostart);
+  else autostart();
+})();
