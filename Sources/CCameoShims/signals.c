@@ -23,9 +23,11 @@ void cameo_install_graceful_stop(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_stop_signal;
+    action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
-    // No SA_RESTART: a blocking read on the FastCGI socket returns EINTR, which libfcgi
-    // retries, so the request in flight still completes.
+    // SA_RESTART: a busy worker's reads and writes on the FastCGI socket resume after the
+    // handler (libfcgi does not retry EINTR itself), so the request in flight completes. An
+    // idle worker needs no EINTR to leave: the handler exits.
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGUSR1, &action, NULL);

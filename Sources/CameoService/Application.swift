@@ -1,4 +1,5 @@
 public import CameoCore
+import FastCGI
 import Imaging
 import Scanning
 public import MariaDB
@@ -61,7 +62,7 @@ public final class Application {
         } catch {
             // Internal detail goes to the log only; the client gets the request id.
             logError = String(describing: error)
-            response = .error(Self.classify(error), requestID: request.requestID)
+            response = .error(classify(error), requestID: request.requestID)
         }
         Log.request(request, status: response.status, milliseconds: Self.monotonicMilliseconds() - started, error: logError)
         return response
@@ -82,10 +83,12 @@ public final class Application {
     }
 
     /// Dependency failures become 503 with `Retry-After`; anything else is a 500.
-    static func classify(_ error: any Error) -> AppError {
+    func classify(_ error: any Error) -> AppError {
         switch error {
         case is DatabaseError: return .unavailable("database")
+        case let error as StorageError where error.errno == EFBIG: return .tooLarge(limit: config.limits.maxUploadBytes)
         case is StorageError: return .unavailable("storage")
+        case FastCGIError.bodyTooLarge(let limit): return .tooLarge(limit: limit)
         default: return .internalError
         }
     }

@@ -23,6 +23,8 @@ extension Application {
         let cutoff = now - config.abandonedAfterSeconds
         var report = SweepReport()
         report.expiredUploads = try repository.expireUnused(olderThanSeconds: config.abandonedAfterSeconds)
+        report.abandonedUploads += try repository.rejectStale(olderThanSeconds: config.abandonedAfterSeconds)
+        try repository.purgeExpiredBookkeeping(now: now)
         for (path, modified) in storage.files(in: storage.quarantineDirectory) where modified < cutoff {
             storage.remove(path)
             report.removedFiles.append(path)
@@ -60,9 +62,11 @@ extension Application {
             }
             report.scanned += 1
             guard let signature = detected else { continue }
-            if try repository.unpublish(userID: avatar.userID, mediaID: avatar.mediaID, signature: signature) {
-                storage.removeAvatar(userID: avatar.userID, sizes: avatar.sizes)
-                report.unpublished.append((avatar.userID, avatar.mediaID, signature))
+            try repository.withAvatarLock(userID: avatar.userID) {
+                if try repository.unpublish(userID: avatar.userID, mediaID: avatar.mediaID, signature: signature) {
+                    storage.removeAvatar(userID: avatar.userID, sizes: avatar.sizes)
+                    report.unpublished.append((avatar.userID, avatar.mediaID, signature))
+                }
             }
         }
         return report

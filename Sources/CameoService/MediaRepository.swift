@@ -212,6 +212,31 @@ public struct MediaRepository {
             [.text(reason), .text(id)]) == 1
     }
 
+    /// Rejects an upload still waiting for a verdict (never one already being processed).
+    public func rejectScanning(id: String, reason: String) throws {
+        try db.execute(
+            "UPDATE media_files SET state = 'rejected', reject_reason = ?, next_scan_at = NULL WHERE id = ? AND state = 'scanning'",
+            [.text(reason), .text(id)])
+    }
+
+    /// Uploads stuck unfinished (no step touched them since the cutoff) become
+    /// `rejected (scan_failed)`; returns how many.
+    public func rejectStale(olderThanSeconds seconds: Int) throws -> Int {
+        try db.execute(
+            """
+            UPDATE media_files SET state = 'rejected', reject_reason = 'scan_failed', next_scan_at = NULL
+            WHERE state IN ('received', 'scanning', 'processing') AND updated_at < NOW(3) - INTERVAL ? SECOND
+            """,
+            [.int(seconds)])
+    }
+
+    /// Forgets revocations of tokens that have expired anyway, and rate-limit hits older than
+    /// the window.
+    public func purgeExpiredBookkeeping(now: Int) throws {
+        try db.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", [.int(now)])
+        try db.execute("DELETE FROM rate_limit_hits WHERE hit_at < ?", [.int(now - 3600)])
+    }
+
     /// Current avatars changed at or after `since` (epoch seconds).
     public func avatars(updatedSince since: Int) throws -> [AvatarRecord] {
         try db.query(
@@ -270,6 +295,18 @@ public struct MediaRepository {
                 [.text(media.userID), .text(media.id), .int(bytes), .text(mime), .int(processingMS)])
             return true
         }
+    }
+
+    /// Runs `body` holding the user's avatar lock (a MariaDB named lock, released when `body`
+    /// ends or the connection drops). Waits up to 10 s, then reports the database as busy.
+    public func withAvatarLock<T>(userID: String, _ body: () throws -> T) throws -> T {
+        // Named locks are at most 64 characters; a shared prefix of two ids only serialises them.
+        let name = "cameo.avatar." + String(userID.prefix(51))
+        guard try db.query("SELECT GET_LOCK(?, 10) AS acquired", [.text(name)]).first?.int("acquired") == 1 else {
+            throw DatabaseError.server(code: 0, sqlState: "HY000", message: "avatar lock of \(userID) not acquired in 10 s")
+        }
+        defer { _ = try? db.query("SELECT RELEASE_LOCK(?) AS released", [.text(name)]) }
+        return try body()
     }
 
     public func avatar(userID: String) throws -> AvatarRecord? {

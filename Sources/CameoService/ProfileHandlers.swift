@@ -35,13 +35,15 @@ extension Application {
             if let retryAfter = try repository.rateLimitHit(userID: claims.userID, action: "delete", perMinute: limit, now: Self.now()) {
                 throw AppError.rateLimited(retryAfter: retryAfter, limit: limit)
             }
-        }
-        guard let avatar = try repository.avatar(userID: claims.userID) else { throw AppError.noAvatar }
-        if request.method == "DELETE" {
-            guard try repository.deleteAvatar(userID: claims.userID) else { throw AppError.noAvatar }
-            storage.removeAvatar(userID: claims.userID, sizes: avatar.sizes)
+            try repository.withAvatarLock(userID: claims.userID) {
+                guard let avatar = try repository.avatar(userID: claims.userID),
+                    try repository.deleteAvatar(userID: claims.userID)
+                else { throw AppError.noAvatar }
+                storage.removeAvatar(userID: claims.userID, sizes: avatar.sizes)
+            }
             return HTTPResponse(status: 204, headers: [("Cache-Control", "no-store")])
         }
+        guard let avatar = try repository.avatar(userID: claims.userID) else { throw AppError.noAvatar }
         return .json(
             200,
             .object([
@@ -91,7 +93,7 @@ extension Application {
                 expiresAt: Self.now(), crop: crop.map { ($0.x, $0.y, $0.size) }),
             claims: claims)
         let quarantined = storage.quarantinePath(mediaID: mediaID)
-        try storage.write(file, to: quarantined)
+        try failingUpload(mediaID) { () throws(StorageError) in try storage.write(file, to: quarantined) }
         guard let media = try repository.media(id: mediaID) else { throw AppError.notFound }
         return try ingest(media: media, quarantined: quarantined)
     }

@@ -37,8 +37,10 @@ extension Application {
         case "clean":
             guard try repository.markClean(id: media.id) else { throw AppError.alreadyDecided }
             defer { storage.remove(path) }
-            let data = try storage.read(path, limit: config.limits.maxUploadBytes)
-            return try process(media: media, data: data, bytes: data.count)
+            return try failingUpload(media.id) { () throws in
+                let data = try storage.read(path, limit: config.limits.maxUploadBytes)
+                return try process(media: media, data: data, bytes: data.count)
+            }
         case "infected":
             guard try repository.markInfected(id: media.id, signature: verdict.signature ?? "unnamed") else { throw AppError.alreadyDecided }
             storage.remove(path)
@@ -47,7 +49,7 @@ extension Application {
             // The scanner could not decide: retry like a scanner that was down.
             let attempts = try repository.deferScan(id: media.id, now: Self.now(), baseSeconds: config.scanner.retryBaseSeconds)
             if attempts >= config.scanner.maxAttempts {
-                try repository.reject(id: media.id, reason: "scan_failed")
+                try repository.rejectScanning(id: media.id, reason: "scan_failed")
                 storage.remove(path)
                 return .json(200, .object([("media_id", .string(media.id)), ("state", .string("rejected"))]))
             }

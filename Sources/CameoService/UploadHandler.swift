@@ -48,8 +48,7 @@ extension Application {
         } catch let error as AppError {
             refusal = error
         } catch {
-            Log.request(request, status: 503, milliseconds: 0, error: String(describing: error))
-            refusal = Self.classify(error)
+            refusal = classify(error)
         }
         return HTTPResponse(
             status: 403,
@@ -71,13 +70,13 @@ extension Application {
         if let bodyFile = request.bodyFile {
             bytes = try storage.fileSize(bodyFile)
             guard try repository.claimUpload(id: mediaID, bytes: bytes) else { throw AppError.urlUsed }
-            received = try storage.quarantine(bodyFile: bodyFile, mediaID: mediaID)
+            received = try failingUpload(mediaID) { () throws(StorageError) in try storage.quarantine(bodyFile: bodyFile, mediaID: mediaID) }
         } else {
             let body = try request.readBody(config.limits.maxUploadBytes)
             bytes = body.count
             guard try repository.claimUpload(id: mediaID, bytes: bytes) else { throw AppError.urlUsed }
             received = storage.quarantinePath(mediaID: mediaID)
-            try storage.write(body, to: received)
+            try failingUpload(mediaID) { () throws(StorageError) in try storage.write(body, to: received) }
         }
         guard bytes <= maxBytes else {
             storage.remove(received)
@@ -85,6 +84,20 @@ extension Application {
             throw AppError.tooLarge(limit: maxBytes)
         }
         return try ingest(media: media, quarantined: received)
+    }
+
+    /// Runs a step of an upload this caller owns; if it fails unexpectedly (disk, database),
+    /// the upload is rejected (`scan_failed`, from whichever unfinished state it is in) so no
+    /// row waits forever. Errors that mean "someone else owns it now" leave it alone.
+    func failingUpload<T, E: Error>(_ mediaID: String, _ step: () throws(E) -> T) throws -> T {
+        do {
+            return try step()
+        } catch let error as AppError where error == .urlUsed || error == .alreadyDecided {
+            throw error
+        } catch {
+            _ = try? repository.rejectIfUnfinished(id: mediaID, reason: "scan_failed")
+            throw error
+        }
     }
 
     /// Takes a `received` upload through the scanner and, once clean, rendering and
@@ -100,6 +113,10 @@ extension Application {
 
     /// One scan attempt for an upload in `scanning`, then the rest of the pipeline.
     func scanAndPublish(media: MediaRecord, quarantined path: String) throws -> HTTPResponse {
+        try failingUpload(media.id) { () throws in try scanAndPublishOwned(media: media, quarantined: path) }
+    }
+
+    private func scanAndPublishOwned(media: MediaRecord, quarantined path: String) throws -> HTTPResponse {
         var keepFile = false
         defer { if !keepFile { storage.remove(path) } }
         let data = try storage.read(path, limit: config.limits.maxUploadBytes)
@@ -178,22 +195,23 @@ extension Application {
         let staged = try storage.stage(userID: media.userID, mediaID: media.id, renditions: renditions.webp)
         let url = avatarURL(userID: media.userID, fileName: "avatar.webp", version: version)
         let sizes = renditions.webp.keys.sorted(by: >)
-        let published: Bool
+        // One publish, delete or unpublish per user at a time: the pointer's commit and the
+        // renames happen in the same order for everyone, so the files on disk are always the
+        // version the pointer names (two uploads racing cannot end with A's files under B's URL).
         do {
-            published = try repository.publish(
-                media: media, version: version, sizes: sizes, cdnURL: url, bytes: bytes, mime: renditions.format.mimeType,
-                processingMS: Self.monotonicMilliseconds() - started)
+            try repository.withAvatarLock(userID: media.userID) {
+                let published = try repository.publish(
+                    media: media, version: version, sizes: sizes, cdnURL: url, bytes: bytes, mime: renditions.format.mimeType,
+                    processingMS: Self.monotonicMilliseconds() - started)
+                guard published else { throw AppError.urlUsed }
+                // Renames within one folder do not fail short of the disk vanishing; the old
+                // files stay until each rename replaces them.
+                try storage.commit(staged)
+            }
         } catch {
             storage.discard(staged)
             throw error
         }
-        guard published else {
-            storage.discard(staged)
-            throw AppError.urlUsed
-        }
-        // The row already points at the new version; renames within one folder do not fail
-        // short of the disk vanishing, and the old files stay until each rename replaces them.
-        try storage.commit(staged)
         return .json(
             200,
             .object([

@@ -1,4 +1,5 @@
 internal import CFastCGI
+internal import CCameoShims
 
 /// One accepted FastCGI request. Its parameters are copied into Swift strings on accept,
 /// because libfcgi frees the `envp` array on the next `FCGX_Finish_r`.
@@ -33,7 +34,12 @@ public struct FastCGIRequest: ~Copyable {
                 buffer.withMemoryRebound(to: CChar.self) { FCGX_GetStr($0.baseAddress, Int32($0.count), raw.pointee.in) }
             }
             if count < 0 { throw .stream(code: FCGX_GetError(raw.pointee.in)) }
-            if count == 0 { break }
+            if count == 0 {
+                // 0 is both "end of body" and "the stream broke": only the error tells them apart.
+                let error = FCGX_GetError(raw.pointee.in)
+                if error != 0 { throw .stream(code: error) }
+                break
+            }
             guard body.count + Int(count) <= limit else { throw .bodyTooLarge(limit: limit) }
             body.append(contentsOf: chunk[0..<Int(count)])
         }
@@ -82,15 +88,28 @@ public final class FastCGIServer {
         request.deallocate()
     }
 
-    /// Waits for the next request (`FCGX_Accept_r`, which also finishes the previous one) and
-    /// passes it to `handle`. Returns false when the socket is closed or accept failed.
+    /// Waits for the next request (`FCGX_Accept_r`) and passes it to `handle`. Returns false
+    /// when the socket is closed or accept failed.
+    ///
+    /// From accept until the reply is flushed the worker counts as busy: a stop signal then
+    /// only sets `stopRequested`, so the request in flight completes.
     public func acceptNext(_ handle: (borrowing FastCGIRequest) -> Void) -> Bool {
         guard FCGX_Accept_r(request) >= 0 else { return false }
+        cameo_set_busy(1)
         let accepted = FastCGIRequest(raw: request)
         handle(accepted)
         // Flush and close this request's streams now rather than at the next accept, so nginx
         // sees the end of the reply before this worker waits again (or exits).
         FCGX_Finish_r(request)
+        cameo_set_busy(0)
         return true
     }
+
+    /// Installs the graceful-stop handlers (SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1): an idle
+    /// worker exits at once, a busy one after its reply. (A signal in the instant between
+    /// accept returning and the worker marking itself busy still ends it.)
+    public static func installGracefulStop() { cameo_install_graceful_stop() }
+
+    /// True once a stop signal arrived; the accept loop should end.
+    public static var stopRequested: Bool { cameo_stop_requested() != 0 }
 }

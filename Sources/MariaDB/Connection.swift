@@ -1,4 +1,7 @@
 internal import CMariaDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where and how to connect. The socket path is preferred: the server listens on no TCP port.
 public struct ConnectOptions: Sendable {
@@ -9,6 +12,8 @@ public struct ConnectOptions: Sendable {
     public var password: String
     public var database: String
     public var connectTimeoutSeconds: UInt32
+    /// Read and write timeout of each statement.
+    public var ioTimeoutSeconds: UInt32 = 30
 
     public init(
         unixSocket: String?, host: String = "localhost", port: UInt32 = 3306, user: String, password: String,
@@ -33,6 +38,9 @@ public final class Connection {
     private let options: ConnectOptions
     private var handle: UnsafeMutablePointer<MYSQL>?
     private var statements: [String: UnsafeMutablePointer<MYSQL_STMT>] = [:]
+    /// Inside `transaction`: a lost connection must fail the transaction, never be retried
+    /// statement by statement on a new one.
+    private var inTransaction = false
 
     /// Makes a connection that connects on first use.
     public init(options: ConnectOptions) {
@@ -70,12 +78,16 @@ public final class Connection {
     /// Runs `body` inside a transaction: committed when it returns, rolled back when it throws.
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         try execute("START TRANSACTION")
+        inTransaction = true
+        defer { inTransaction = false }
         do {
             let result = try body()
             try execute("COMMIT")
             return result
         } catch {
-            _ = try? execute("ROLLBACK")
+            // If the connection is gone the server rolls back by itself; otherwise roll back
+            // here. Either way the caller sees the original error.
+            if (try? execute("ROLLBACK")) == nil { disconnect() }
             throw error
         }
     }
@@ -100,13 +112,28 @@ public final class Connection {
 
     // MARK: - Internals
 
+    /// Runs `body`, and once more on a new connection if the old one was found gone before
+    /// the statement reached the server. A statement that may have run (the connection broke
+    /// mid-query) is never repeated: a guarded UPDATE would then report 0 rows, an INSERT a
+    /// duplicate. Nothing is retried inside a transaction.
     private func retryingOnce<T>(_ body: () throws(DatabaseError) -> T) throws(DatabaseError) -> T {
+        if !inTransaction, let handle, Self.peerClosed(handle) {
+            // The server closed this idle connection (restart, wait_timeout): start afresh.
+            disconnect()
+        }
         do {
             return try body()
-        } catch let error where error.isConnectionLost && handle != nil {
+        } catch let error where error.isNotSent && !inTransaction && handle != nil {
             disconnect()
             return try body()
         }
+    }
+
+    /// True when the server has closed an idle connection: the socket is readable (EOF or a
+    /// farewell error packet) although no query is outstanding. `poll` with no wait.
+    private static func peerClosed(_ mysql: UnsafeMutablePointer<MYSQL>) -> Bool {
+        var descriptor = pollfd(fd: Int32(mysql_get_socket(mysql)), events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) > 0
     }
 
     private func connected() throws(DatabaseError) -> UnsafeMutablePointer<MYSQL> {
@@ -114,6 +141,10 @@ public final class Connection {
         guard let mysql = mysql_init(nil) else { throw .connect(code: 0, message: "mysql_init failed") }
         var timeout = options.connectTimeoutSeconds
         mysql_options(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
+        // A hung server must not hold a worker forever.
+        var ioTimeout = options.ioTimeoutSeconds
+        mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &ioTimeout)
+        mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &ioTimeout)
         mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
         let ok = mysql_real_connect(
             mysql, options.unixSocket == nil ? options.host : "localhost", options.user, options.password,
@@ -246,7 +277,11 @@ public final class Connection {
         while true {
             let status = mysql_stmt_fetch(statement)
             if status == MYSQL_NO_DATA { break }
-            guard status == 0 || status == MYSQL_DATA_TRUNCATED else { throw Self.error(of: statement) }
+            // Buffers are sized from the result's max lengths, so truncation means a bug: fail.
+            guard status == 0 else {
+                if status == MYSQL_DATA_TRUNCATED { throw .server(code: 0, sqlState: "01004", message: "result truncated") }
+                throw Self.error(of: statement)
+            }
             var values: [[UInt8]?] = []
             values.reserveCapacity(count)
             for index in 0..<count {

@@ -7,12 +7,13 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
     /// The number of parameters given does not match the placeholders in the statement.
     case parameterCount(expected: Int, given: Int)
 
-    /// Client error codes that mean the connection is gone (CR_SERVER_GONE_ERROR, CR_SERVER_LOST);
-    /// the statement can be retried once on a fresh connection.
-    var isConnectionLost: Bool {
+    /// The statement cannot have reached the server: connecting failed, or the connection
+    /// was already gone when it was sent (CR_SERVER_GONE_ERROR 2006, CR_CONNECTION_ERROR
+    /// 2002). Not CR_SERVER_LOST (2013): that one may break after the server ran it.
+    var isNotSent: Bool {
         switch self {
         case .connect: return true
-        case .server(let code, _, _): return code == 2006 || code == 2013 || code == 2002 || code == 1927
+        case .server(let code, _, _): return code == 2006 || code == 2002
         case .parameterCount: return false
         }
     }

@@ -1,7 +1,6 @@
 // cameo-fcgi: one FastCGI worker process. The pool (spawn-fcgi + multiwatch, or systemd)
 // hands it the listening socket on fd 0, restarts it when it exits, and the worker exits on
 // its own after `worker.max_requests` requests so no leak or fragmentation outlives it.
-import CCameoShims
 import CameoCore
 import CameoService
 import FastCGI
@@ -35,36 +34,37 @@ do {
 } catch {
     fail("cannot start: \(error)", code: 70)
 }
-cameo_install_graceful_stop()
+FastCGIServer.installGracefulStop()
 
 var served = 0
-while served < config.maxRequestsPerWorker && cameo_stop_requested() == 0 {
+while served < config.maxRequestsPerWorker && !FastCGIServer.stopRequested {
     let accepted = server.acceptNext { fcgi in
-        cameo_set_busy(1)
-        let request = HTTPRequest(cgi: fcgi.parameters, readBody: { _ in [] })
-        // The body stream can only be read while the FastCGI request is open, so it is read
-        // here, up front, for routes that take a small body over the stream (nginx hands
-        // uploads over as a file instead).
-        var body: [UInt8] = []
-        var bodyError: (any Error)? = nil
-        if request.bodyFile == nil, request.method == "POST" || request.method == "PUT" {
-            do { body = try fcgi.readBody(limit: config.limits.maxUploadBytes) } catch { bodyError = error }
+        // The body stream can only be read while the FastCGI request is open, so routes that
+        // take a small body over the stream (JSON) get it read here, up front; nginx hands
+        // uploads over as a file instead.
+        let parameters = fcgi.parameters
+        let streamsBody = (parameters["REQUEST_BODY_FILE"] ?? "").isEmpty
+            && ["POST", "PUT"].contains(parameters["REQUEST_METHOD"] ?? "")
+        var body: Result<[UInt8], FastCGIError> = .success([])
+        if streamsBody {
+            do throws(FastCGIError) {
+                body = .success(try fcgi.readBody(limit: config.limits.maxUploadBytes))
+            } catch {
+                body = .failure(error)
+            }
         }
-        var withBody = request
-        let captured = body
-        let capturedError = bodyError
-        withBody.readBody = { limit in
-            if let capturedError { throw capturedError }
-            guard captured.count <= limit else { throw AppError.tooLarge(limit: limit) }
-            return captured
+        let received = body
+        let request = HTTPRequest(cgi: parameters) { limit in
+            let bytes = try received.get()
+            guard bytes.count <= limit else { throw AppError.tooLarge(limit: limit) }
+            return bytes
         }
-        let response = application.handle(withBody)
+        let response = application.handle(request)
         do {
             try fcgi.respond(status: response.status, reason: response.reason, headers: response.headers, body: response.body)
         } catch {
             // nginx hung up; nothing more to tell it.
         }
-        cameo_set_busy(0)
     }
     guard accepted else { break }
     served += 1
