@@ -191,8 +191,9 @@ public struct Config: Sendable {
             externalURL: reader.string("scanner.external_url"),
             callbackSecret: reader.string("scanner.callback_secret"))
         if mode == .external {
-            guard let url = scanner.externalURL, url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw ConfigError(key: "scanner.external_url", problem: "external mode needs the scanner's http(s) URL")
+            // The announcer speaks plain HTTP (a local service, or a TLS proxy in front of a remote one).
+            guard let url = scanner.externalURL, url.hasPrefix("http://") else {
+                throw ConfigError(key: "scanner.external_url", problem: "external mode needs the scanner's http:// URL")
             }
             guard let secret = scanner.callbackSecret, secret.utf8.count >= 32 else {
                 throw ConfigError(key: "scanner.callback_secret", problem: "external mode needs a secret of at least 32 bytes")

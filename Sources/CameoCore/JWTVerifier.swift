@@ -69,7 +69,8 @@ public struct JWTVerifier: Sendable {
         let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
         guard verifySignature(algorithm: header.alg, signature: signature, signingInput: signingInput) else { throw .invalidToken }
 
-        guard let exp = claims.exp else { throw .invalidToken }
+        // Bounded so the conversion to Int below cannot trap on a signed but absurd value.
+        guard let exp = claims.exp, exp.isFinite, abs(exp) < 1e12 else { throw .invalidToken }
         if Double(now - leeway) >= exp { throw .tokenExpired }
         if let nbf = claims.nbf, Double(now + leeway) < nbf { throw .tokenNotYetValid }
         if let issuer, claims.iss != issuer { throw .invalidToken }

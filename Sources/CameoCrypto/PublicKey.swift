@@ -22,11 +22,13 @@ public final class PublicKey: @unchecked Sendable {
     /// Reads a `-----BEGIN PUBLIC KEY-----` PEM (`PEM_read_bio_PUBKEY`).
     public init(pem: String) throws(CryptoError) {
         let bytes = Array(pem.utf8)
-        let bio = bytes.withUnsafeBytes { BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }
-        defer { BIO_free(bio) }
-        guard let bio, let key = PEM_read_bio_PUBKEY(bio, nil, nil, nil) else {
-            throw .invalidPublicKey(openSSL: Self.drainErrors())
+        // A memory BIO reads the caller's buffer in place, so it lives only inside the closure.
+        let parsed = bytes.withUnsafeBytes { buffer -> OpaquePointer? in
+            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
+            defer { BIO_free(bio) }
+            return PEM_read_bio_PUBKEY(bio, nil, nil, nil)
         }
+        guard let key = parsed else { throw .invalidPublicKey(openSSL: Self.drainErrors()) }
         switch EVP_PKEY_get_base_id(key) {
         case EVP_PKEY_RSA: kind = .rsa
         case EVP_PKEY_EC: kind = .ecP256
@@ -77,7 +79,12 @@ public final class PublicKey: @unchecked Sendable {
         defer { ECDSA_SIG_free(sig) }
         let r = raw[0..<32].withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, nil) }
         let s = raw[32..<64].withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, nil) }
-        guard let r, let s, ECDSA_SIG_set0(sig, r, s) == 1 else { return nil }
+        // ECDSA_SIG_set0 takes ownership only when it succeeds.
+        guard let r, let s, ECDSA_SIG_set0(sig, r, s) == 1 else {
+            BN_free(r)
+            BN_free(s)
+            return nil
+        }
         let length = i2d_ECDSA_SIG(sig, nil)
         guard length > 0 else { return nil }
         var der = [UInt8](repeating: 0, count: Int(length))

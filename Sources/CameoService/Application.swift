@@ -36,7 +36,9 @@ public final class Application {
         renderer = AvatarRenderer(
             limits: ImageLimits(maxSide: config.limits.maxSide, maxPixels: config.limits.maxPixels),
             sizes: config.output.sizes, quality: Float(config.output.webpQuality))
-        links = config.scanner.callbackSecret.map { QuarantineLinks(secret: Array($0.utf8)) }
+        // The callback and download routes exist only in external mode (404 otherwise), so a
+        // leftover secret cannot mark a clamd-mode upload clean.
+        links = config.scanner.mode == .external ? config.scanner.callbackSecret.map { QuarantineLinks(secret: Array($0.utf8)) } : nil
         switch config.scanner.mode {
         case .clamd:
             scanner = ClamdClient(socketPath: config.scanner.clamdSocket, timeoutSeconds: config.scanner.timeoutSeconds)

@@ -178,6 +178,11 @@ public struct MediaRepository {
         return try db.query("SELECT scan_attempts FROM media_files WHERE id = ?", [.text(id)]).first?.int("scan_attempts") ?? 0
     }
 
+    /// The external scanner took the upload: no retry is scheduled while its verdict is awaited.
+    public func awaitCallback(id: String) throws {
+        try db.execute("UPDATE media_files SET next_scan_at = NULL WHERE id = ? AND state = 'scanning'", [.text(id)])
+    }
+
     /// Uploads waiting for a scan whose retry is due, oldest first.
     public func dueScans(now: Int, limit: Int) throws -> [(media: MediaRecord, nextScanAt: Int)] {
         try db.query(

@@ -137,7 +137,9 @@ extension Application {
         }
         switch verdict {
         case nil:
-            // An external scanner has the file and will call back (`/media/virus-scan-callback`).
+            // An external scanner has the file and will call back (`/media/virus-scan-callback`);
+            // no retry is due unless the callback reports an error.
+            try repository.awaitCallback(id: media.id)
             keepFile = true
             return .json(202, .object([("media_id", .string(media.id)), ("state", .string("scanning"))]))
         case .infected(let signature):
@@ -174,6 +176,12 @@ extension Application {
     /// Validates, renders and publishes an upload the scanner called clean (`processing`).
     func process(media: MediaRecord, data: [UInt8], bytes: Int) throws -> HTTPResponse {
         let started = Self.monotonicMilliseconds()
+        // Magic bytes decide the type (SPEC §3), and the configured list applies to them, not
+        // to what the client declared.
+        guard let format = ImageFormat.sniff(data), config.limits.allowedTypes.contains(format.mimeType) else {
+            try repository.reject(id: media.id, reason: "bad_type")
+            throw AppError.badType(allowed: config.limits.allowedTypes)
+        }
         if config.limits.rejectAnimated, (try? readHeader(data, limits: renderer.limits))?.isAnimated == true {
             try repository.reject(id: media.id, reason: "bad_type")
             throw AppError.animated

@@ -48,3 +48,22 @@ def test_database_down_gives_503_then_recovers(stack, user):
         subprocess.run([os.path.join(ROOT, "deploy", "dev-stack"), "up"], check=True, capture_output=True)
     wait_for_health(stack, 200)
     assert stack.presign(token).status_code == 201
+
+
+def test_pool_down_answers_json_503_and_recovers(stack, user):
+    with open(os.path.join(stack.state_dir, "run", "pool-fast.pid")) as f:
+        supervisor = int(f.read().strip())
+    workers = subprocess.run(["pgrep", "-P", str(supervisor)], capture_output=True, text=True).stdout.split()
+    os.kill(supervisor, 9)
+    for pid in workers:
+        os.kill(int(pid), 9)
+    try:
+        response = stack.presign(stack.token(user))
+        assert response.status_code == 503
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.headers["Retry-After"]
+        error = response.json()["error"]
+        assert error["code"] == "unavailable" and error["request_id"] == response.headers["X-Request-Id"]
+    finally:
+        subprocess.run([os.path.join(ROOT, "deploy", "dev-stack"), "up"], check=True, capture_output=True)
+    wait_for_health(stack, 200)
