@@ -126,6 +126,9 @@ public final class Connection {
         } catch let error where error.isNotSent && !inTransaction && handle != nil {
             disconnect()
             return try body()
+        } catch let error where error.isRolledBack && !inTransaction {
+            // The server undid the statement (deadlock victim): running it again is safe.
+            return try body()
         }
     }
 
@@ -146,6 +149,10 @@ public final class Connection {
         mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &ioTimeout)
         mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &ioTimeout)
         mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        // READ COMMITTED: the reads inside INSERT ... SELECT (the revocation and per-user
+        // checks of a new upload) are consistent reads that take no gap locks, so concurrent
+        // uploads of different users do not deadlock on the media_files index.
+        mysql_options(mysql, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         let ok = mysql_real_connect(
             mysql, options.unixSocket == nil ? options.host : "localhost", options.user, options.password,
             options.database, options.port, options.unixSocket, 0)

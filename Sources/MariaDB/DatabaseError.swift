@@ -18,6 +18,12 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The server rolled the statement back (ER_LOCK_DEADLOCK 1213, ER_LOCK_WAIT_TIMEOUT 1205).
+    var isRolledBack: Bool {
+        if case .server(let code, _, _) = self { return code == 1213 || code == 1205 }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .connect(let code, let message): return "MariaDB connect error \(code): \(message)"
