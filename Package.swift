@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "Imaging",
             dependencies: ["CWebP", "CJPEG", "CPNG", "CCameoShims"],
-            swiftSettings: swiftSettings + [.unsafeFlags(["-Ounchecked"])]
+            swiftSettings: swiftSettings
         ),
         .target(name: "CameoCore", dependencies: ["CameoCrypto"], swiftSettings: swiftSettings),
         .target(name: "Scanning", swiftSettings: swiftSettings),
