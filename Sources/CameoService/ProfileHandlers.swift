@@ -9,7 +9,7 @@ extension Application {
         try require(request, "GET", "HEAD")
         let claims = try authenticate(request)
         let id = String(request.path.dropFirst("/media/".count))
-        guard request.path.hasPrefix("/media/"), id.utf8.count == 32, let media = try repository.media(id: id) else {
+        guard request.path.hasPrefix("/media/"), Self.isMediaID(id), let media = try repository.media(id: id) else {
             throw AppError.notFound
         }
         guard media.userID == claims.userID else { throw AppError.forbidden }

@@ -29,7 +29,7 @@ extension Application {
         guard let verdict = try? JSONDecoder().decode(CallbackBody.self, from: Data(body)) else {
             throw AppError.badRequest("The body must be JSON: {\"media_id\", \"result\", \"signature\"?}.", code: "invalid_json")
         }
-        guard verdict.media_id.utf8.count == 32, let media = try repository.media(id: verdict.media_id) else { throw AppError.notFound }
+        guard Self.isMediaID(verdict.media_id), let media = try repository.media(id: verdict.media_id) else { throw AppError.notFound }
         guard media.state == "scanning" else { throw AppError.alreadyDecided }
 
         let path = storage.quarantinePath(mediaID: media.id)
@@ -67,7 +67,7 @@ extension Application {
         guard let links else { throw AppError.notFound }
         let mediaID = String(request.path.dropFirst("/quarantine-download/".count))
         let query = Dictionary(request.queryItems, uniquingKeysWith: { first, _ in first })
-        guard mediaID.utf8.count == 32, let expires = query["expires"].flatMap({ Int($0) }), let signature = query["signature"],
+        guard Self.isMediaID(mediaID), let expires = query["expires"].flatMap({ Int($0) }), let signature = query["signature"],
             links.verify(mediaID: mediaID, expires: expires, signature: signature, now: Self.now())
         else { throw AppError.badSignature }
         guard let media = try repository.media(id: mediaID), media.state == "scanning" else { throw AppError.notFound }

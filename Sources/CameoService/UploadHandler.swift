@@ -7,12 +7,16 @@ import Glibc
 #endif
 
 extension Application {
+    /// A media id as Cameo makes them: exactly 32 lower-case hex digits (128 random bits).
+    static func isMediaID(_ id: String) -> Bool {
+        id.utf8.count == 32 && id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+
     /// The media id in `/uploads/{id}`: exactly 32 lower-case hex digits, or nil.
     static func uploadMediaID(path: String) -> String? {
         guard path.hasPrefix("/uploads/") else { return nil }
         let id = String(path.dropFirst("/uploads/".count))
-        guard id.utf8.count == 32, id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else { return nil }
-        return id
+        return isMediaID(id) ? id : nil
     }
 
     /// Checks a presigned PUT: signature, expiry, state and declared length. Shared by the
