@@ -29,7 +29,7 @@ extension Application {
             storage.remove(path)
             report.removedFiles.append(path)
             let mediaID = String(path.split(separator: "/").last ?? "")
-            if try repository.rejectIfUnfinished(id: mediaID, reason: "scan_failed") { report.abandonedUploads += 1 }
+            if try repository.rejectIfUnfinished(id: mediaID, reason: .scanFailed) { report.abandonedUploads += 1 }
         }
         var leftovers = storage.files(in: storage.incomingDirectory)
         for directory in storage.userDirectories() {

@@ -1,11 +1,30 @@
 import CameoCore
 public import MariaDB
 
+/// `media_files.state` (SPEC §3). The SQL names the same values in its guarded UPDATEs.
+public enum MediaState: String, Sendable {
+    case pendingUpload = "pending_upload"
+    case received, scanning, processing, ready, rejected, expired
+}
+
+/// `media_files.reject_reason`: SPEC §3's reasons, plus `bad_crop` for a client crop that does
+/// not fit the image.
+public enum RejectReason: String, Sendable {
+    case tooLarge = "too_large"
+    case badType = "bad_type"
+    case badDimensions = "bad_dimensions"
+    case pixelBomb = "pixel_bomb"
+    case corrupt
+    case badCrop = "bad_crop"
+    case infected
+    case scanFailed = "scan_failed"
+}
+
 /// A `media_files` row as the handlers use it.
 public struct MediaRecord: Sendable {
     public let id: String
     public let userID: String
-    public let state: String
+    public let state: MediaState
     public let rejectReason: String?
     public let declaredType: String
     public let declaredBytes: Int
@@ -16,7 +35,8 @@ public struct MediaRecord: Sendable {
     init(row: Row) {
         id = row.string("id") ?? ""
         userID = row.string("user_id") ?? ""
-        state = row.string("state") ?? ""
+        // The column is an ENUM of exactly these values.
+        state = row.string("state").flatMap(MediaState.init(rawValue:)) ?? .rejected
         rejectReason = row.string("reject_reason")
         declaredType = row.string("declared_type") ?? ""
         declaredBytes = row.int("declared_bytes") ?? 0
@@ -61,7 +81,7 @@ public struct MediaRepository {
     public struct NewUpload {
         public var id: String
         public var userID: String
-        public var state: String
+        public var state: MediaState
         public var declaredType: String
         public var declaredBytes: Int
         public var expiresAt: Int
@@ -82,7 +102,7 @@ public struct MediaRepository {
               AND (SELECT COUNT(*) FROM media_files WHERE user_id = ? AND created_at > NOW(3) - INTERVAL 60 SECOND) < ?
             """,
             [
-                .text(upload.id), .text(upload.userID), .text(upload.state), .text(upload.declaredType), .int(upload.declaredBytes),
+                .text(upload.id), .text(upload.userID), .text(upload.state.rawValue), .text(upload.declaredType), .int(upload.declaredBytes),
                 .int(upload.expiresAt), upload.crop.map { .int($0.x) } ?? .null, upload.crop.map { .int($0.y) } ?? .null,
                 upload.crop.map { .int($0.size) } ?? .null, .optional(jti), .text(upload.userID), .int(limit),
             ])
@@ -123,8 +143,9 @@ public struct MediaRepository {
 
     /// Moves a row from `from` to `to` only if it is still in `from`; true when this call did it.
     @discardableResult
-    public func transition(id: String, from: String, to: String) throws -> Bool {
-        try db.execute("UPDATE media_files SET state = ? WHERE id = ? AND state = ?", [.text(to), .text(id), .text(from)]) == 1
+    public func transition(id: String, from: MediaState, to: MediaState) throws -> Bool {
+        try db.execute(
+            "UPDATE media_files SET state = ? WHERE id = ? AND state = ?", [.text(to.rawValue), .text(id), .text(from.rawValue)]) == 1
     }
 
     /// Claims a pending upload for the body that just arrived: the single-use check.
@@ -211,17 +232,17 @@ public struct MediaRepository {
     }
 
     /// Rejects an upload that never finished; true if there was one.
-    public func rejectIfUnfinished(id: String, reason: String) throws -> Bool {
+    public func rejectIfUnfinished(id: String, reason: RejectReason) throws -> Bool {
         try db.execute(
             "UPDATE media_files SET state = 'rejected', reject_reason = ?, next_scan_at = NULL WHERE id = ? AND state IN ('received', 'scanning', 'processing')",
-            [.text(reason), .text(id)]) == 1
+            [.text(reason.rawValue), .text(id)]) == 1
     }
 
     /// Rejects an upload still waiting for a verdict (never one already being processed).
-    public func rejectScanning(id: String, reason: String) throws {
+    public func rejectScanning(id: String, reason: RejectReason) throws {
         try db.execute(
             "UPDATE media_files SET state = 'rejected', reject_reason = ?, next_scan_at = NULL WHERE id = ? AND state = 'scanning'",
-            [.text(reason), .text(id)])
+            [.text(reason.rawValue), .text(id)])
     }
 
     /// Uploads stuck unfinished (no step touched them since the cutoff) become
@@ -269,10 +290,10 @@ public struct MediaRepository {
     }
 
     /// Marks an upload rejected, from whichever non-final state it is in.
-    public func reject(id: String, reason: String) throws {
+    public func reject(id: String, reason: RejectReason) throws {
         try db.execute(
             "UPDATE media_files SET state = 'rejected', reject_reason = ? WHERE id = ? AND state IN ('pending_upload', 'received', 'scanning', 'processing')",
-            [.text(reason), .text(id)])
+            [.text(reason.rawValue), .text(id)])
     }
 
     /// Publishes in one transaction: the media row becomes `ready`, the user's avatar pointer

@@ -57,7 +57,7 @@ extension Application {
         let expiresAt = now + config.presign.ttlSeconds
         try admit(
             MediaRepository.NewUpload(
-                id: mediaID, userID: claims.userID, state: "pending_upload", declaredType: contentType, declaredBytes: length,
+                id: mediaID, userID: claims.userID, state: .pendingUpload, declaredType: contentType, declaredBytes: length,
                 expiresAt: expiresAt, crop: body.crop.map { ($0.x, $0.y, $0.size) }),
             claims: claims)
         let path = "/uploads/\(mediaID)"

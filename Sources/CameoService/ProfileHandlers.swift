@@ -13,9 +13,9 @@ extension Application {
             throw AppError.notFound
         }
         guard media.userID == claims.userID else { throw AppError.forbidden }
-        var members: [(String, JSONValue)] = [("media_id", .string(media.id)), ("state", .string(media.state))]
+        var members: [(String, JSONValue)] = [("media_id", .string(media.id)), ("state", .string(media.state.rawValue))]
         if let reason = media.rejectReason { members.append(("reject_reason", .string(reason))) }
-        if media.state == "ready", let url = media.cdnURL {
+        if media.state == .ready, let url = media.cdnURL {
             members.append(("avatar_url", .string(url)))
             if let avatar = try repository.avatar(userID: media.userID), avatar.mediaID == media.id {
                 members.append(("variants", variantURLs(userID: media.userID, sizes: avatar.sizes, version: avatar.version)))
@@ -89,7 +89,7 @@ extension Application {
         let declared = ImageFormat.sniff(file)?.mimeType ?? "application/octet-stream"
         try admit(
             MediaRepository.NewUpload(
-                id: mediaID, userID: claims.userID, state: "received", declaredType: declared, declaredBytes: file.count,
+                id: mediaID, userID: claims.userID, state: .received, declaredType: declared, declaredBytes: file.count,
                 expiresAt: Self.now(), crop: crop.map { ($0.x, $0.y, $0.size) }),
             claims: claims)
         let quarantined = storage.quarantinePath(mediaID: mediaID)

@@ -30,7 +30,7 @@ extension Application {
             throw AppError.badRequest("The body must be JSON: {\"media_id\", \"result\", \"signature\"?}.", code: "invalid_json")
         }
         guard Self.isMediaID(verdict.media_id), let media = try repository.media(id: verdict.media_id) else { throw AppError.notFound }
-        guard media.state == "scanning" else { throw AppError.alreadyDecided }
+        guard media.state == .scanning else { throw AppError.alreadyDecided }
 
         let path = storage.quarantinePath(mediaID: media.id)
         switch verdict.result {
@@ -49,7 +49,7 @@ extension Application {
             // The scanner could not decide: retry like a scanner that was down.
             let attempts = try repository.deferScan(id: media.id, now: Self.now(), baseSeconds: config.scanner.retryBaseSeconds)
             if attempts >= config.scanner.maxAttempts {
-                try repository.rejectScanning(id: media.id, reason: "scan_failed")
+                try repository.rejectScanning(id: media.id, reason: .scanFailed)
                 storage.remove(path)
                 return .json(200, .object([("media_id", .string(media.id)), ("state", .string("rejected"))]))
             }
@@ -70,7 +70,7 @@ extension Application {
         guard Self.isMediaID(mediaID), let expires = query["expires"].flatMap({ Int($0) }), let signature = query["signature"],
             links.verify(mediaID: mediaID, expires: expires, signature: signature, now: Self.now())
         else { throw AppError.badSignature }
-        guard let media = try repository.media(id: mediaID), media.state == "scanning" else { throw AppError.notFound }
+        guard let media = try repository.media(id: mediaID), media.state == .scanning else { throw AppError.notFound }
         return HTTPResponse(
             status: 200,
             headers: [("X-Accel-Redirect", "/_cameo/quarantine/\(media.id)"), ("Content-Type", "application/octet-stream"),

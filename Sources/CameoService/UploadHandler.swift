@@ -47,7 +47,7 @@ extension Application {
         do {
             let (mediaID, _) = try checkPresigned(request)
             guard let media = try repository.media(id: mediaID) else { throw AppError.badSignature }
-            guard media.state == "pending_upload" else { throw AppError.urlUsed }
+            guard media.state == .pendingUpload else { throw AppError.urlUsed }
             return HTTPResponse(status: 204)
         } catch let error as AppError {
             refusal = error
@@ -84,7 +84,7 @@ extension Application {
         }
         guard bytes <= maxBytes else {
             storage.remove(received)
-            try repository.reject(id: mediaID, reason: "too_large")
+            try repository.reject(id: mediaID, reason: .tooLarge)
             throw AppError.tooLarge(limit: maxBytes)
         }
         return try ingest(media: media, quarantined: received)
@@ -99,7 +99,7 @@ extension Application {
         } catch let error as AppError where error == .urlUsed || error == .alreadyDecided {
             throw error
         } catch {
-            _ = try? repository.rejectIfUnfinished(id: mediaID, reason: "scan_failed")
+            _ = try? repository.rejectIfUnfinished(id: mediaID, reason: .scanFailed)
             throw error
         }
     }
@@ -108,7 +108,7 @@ extension Application {
     /// publishing. Owns the quarantine file: every final outcome removes it; only an upload
     /// still waiting for a verdict keeps it (and answers 202 `scanning`).
     func ingest(media: MediaRecord, quarantined path: String) throws -> HTTPResponse {
-        guard try repository.transition(id: media.id, from: "received", to: "scanning") else {
+        guard try repository.transition(id: media.id, from: .received, to: .scanning) else {
             storage.remove(path)
             throw AppError.urlUsed
         }
@@ -136,7 +136,7 @@ extension Application {
                 keepFile = true
                 return .json(202, .object([("media_id", .string(media.id)), ("state", .string("scanning"))]))
             }
-            try repository.reject(id: media.id, reason: "scan_failed")
+            try repository.reject(id: media.id, reason: .scanFailed)
             throw AppError.scanFailed
         }
         switch verdict {
@@ -171,7 +171,7 @@ extension Application {
                 Log.message("retried scan of \(media.id): \(error.code)")
             } catch let error as StorageError where error.errno == ENOENT {
                 // The quarantined bytes are gone (swept): nothing can ever be published.
-                try repository.reject(id: media.id, reason: "scan_failed")
+                try repository.reject(id: media.id, reason: .scanFailed)
             }
         }
         return tried
@@ -183,20 +183,19 @@ extension Application {
         // Magic bytes decide the type (SPEC §3), and the configured list applies to them, not
         // to what the client declared.
         guard let format = ImageFormat.sniff(data), config.limits.allowedTypes.contains(format.mimeType) else {
-            try repository.reject(id: media.id, reason: "bad_type")
+            try repository.reject(id: media.id, reason: .badType)
             throw AppError.badType(allowed: config.limits.allowedTypes)
         }
         if config.limits.rejectAnimated, (try? readHeader(data, limits: renderer.limits))?.isAnimated == true {
-            try repository.reject(id: media.id, reason: "bad_type")
+            try repository.reject(id: media.id, reason: .badType)
             throw AppError.animated
         }
         let renditions: AvatarRenditions
         do {
             renditions = try renderer.render(data, crop: media.crop.map { CropRect(x: $0.x, y: $0.y, size: $0.size) })
         } catch {
-            let appError = map(error)
-            try repository.reject(id: media.id, reason: appError.code)
-            throw appError
+            try repository.reject(id: media.id, reason: RejectReason(error))
+            throw map(error)
         }
         try repository.recordSniffed(
             id: media.id, type: renditions.format.mimeType, width: renditions.sourceWidth, height: renditions.sourceHeight,
@@ -232,7 +231,7 @@ extension Application {
             ]))
     }
 
-    /// The one place imaging errors become API errors.
+    /// The one place imaging errors become API errors (reasons: `RejectReason.init`).
     func map(_ error: ImagingError) -> AppError {
         switch error {
         case .unsupportedFormat: return .badType(allowed: config.limits.allowedTypes)
@@ -241,6 +240,19 @@ extension Application {
         case .corrupt: return .corrupt
         case .badCrop(let message): return .badCrop(message)
         case .encodeFailed: return .internalError
+        }
+    }
+}
+
+extension RejectReason {
+    /// Why an upload the pipeline refused is rejected.
+    init(_ error: ImagingError) {
+        switch error {
+        case .unsupportedFormat: self = .badType
+        case .dimensionsTooLarge: self = .badDimensions
+        case .pixelBomb: self = .pixelBomb
+        case .corrupt, .encodeFailed: self = .corrupt
+        case .badCrop: self = .badCrop
         }
     }
 }

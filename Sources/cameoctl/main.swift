@@ -90,7 +90,7 @@ struct ShowMedia: ParsableCommand {
     func run() throws {
         let config = try loadConfig()
         guard let media = try MediaRepository(db: connect(config)).media(id: id) else { throw ValidationError("no media \(id)") }
-        print("id=\(media.id) user=\(media.userID) state=\(media.state) reject_reason=\(media.rejectReason ?? "-") type=\(media.declaredType) declared_bytes=\(media.declaredBytes) url=\(media.cdnURL ?? "-")")
+        print("id=\(media.id) user=\(media.userID) state=\(media.state.rawValue) reject_reason=\(media.rejectReason ?? "-") type=\(media.declaredType) declared_bytes=\(media.declaredBytes) url=\(media.cdnURL ?? "-")")
     }
 }
 
