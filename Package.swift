@@ -68,5 +68,6 @@ let package = Package(
         .testTarget(name: "CameoCoreTests", dependencies: ["CameoCore", "CameoCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], swiftSettings: swiftSettings),
         .testTarget(name: "ScanningTests", dependencies: ["Scanning"], swiftSettings: swiftSettings),
+        .testTarget(name: "CameoServiceTests", dependencies: ["CameoService"], swiftSettings: swiftSettings),
     ]
 )
