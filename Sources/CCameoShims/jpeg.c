@@ -87,6 +87,19 @@ static void clear_info(cameo_jpeg_info *info) {
     memset(info, 0, sizeof *info);
 }
 
+// The start both entry points share, called after their setjmp (a libjpeg error here jumps
+// back to the caller's frame, which is still live): create, bound memory, read the header.
+// `progress` (may be NULL) is installed before the first byte is parsed.
+static void start_decompress(struct jpeg_decompress_struct *cinfo, const unsigned char *data, size_t size,
+                             struct jpeg_progress_mgr *progress, cameo_jpeg_info *info) {
+    jpeg_create_decompress(cinfo);
+    cinfo->mem->max_memory_to_use = CAMEO_JPEG_MAX_MEMORY;
+    cinfo->progress = progress;
+    jpeg_mem_src(cinfo, data, (unsigned long)size);
+    jpeg_read_header(cinfo, TRUE);
+    copy_header(cinfo, info);
+}
+
 int cameo_jpeg_read_header(const unsigned char *data, size_t size, cameo_jpeg_info *info) {
     if (!info) return CAMEO_JPEG_BAD_ARGUMENT;
     clear_info(info);
@@ -100,11 +113,7 @@ int cameo_jpeg_read_header(const unsigned char *data, size_t size, cameo_jpeg_in
         jpeg_destroy_decompress(&cinfo);
         return err.status;
     }
-    jpeg_create_decompress(&cinfo);
-    cinfo.mem->max_memory_to_use = CAMEO_JPEG_MAX_MEMORY;
-    jpeg_mem_src(&cinfo, data, (unsigned long)size);
-    jpeg_read_header(&cinfo, TRUE);
-    copy_header(&cinfo, info);
+    start_decompress(&cinfo, data, size, NULL, info);
     jpeg_destroy_decompress(&cinfo);
     return CAMEO_JPEG_OK;
 }
@@ -146,14 +155,9 @@ int cameo_jpeg_decode_rgb(const unsigned char *data, size_t size, int scale_deno
         jpeg_destroy_decompress(&cinfo);
         return err.status;
     }
-    jpeg_create_decompress(&cinfo);
-    cinfo.mem->max_memory_to_use = CAMEO_JPEG_MAX_MEMORY;
     progress.pub.progress_monitor = cameo_progress;
     progress.err = &err;
-    cinfo.progress = &progress.pub;
-    jpeg_mem_src(&cinfo, data, (unsigned long)size);
-    jpeg_read_header(&cinfo, TRUE);
-    copy_header(&cinfo, info);
+    start_decompress(&cinfo, data, size, &progress.pub, info);
 
     int cmyk = 0;
     switch (cinfo.jpeg_color_space) {
