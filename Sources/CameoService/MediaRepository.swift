@@ -28,7 +28,6 @@ public struct MediaRecord: Sendable {
     public let rejectReason: String?
     public let declaredType: String
     public let declaredBytes: Int
-    public let uploadExpiresAt: Int
     public let crop: (x: Int, y: Int, size: Int)?
     public let cdnURL: String?
 
@@ -40,7 +39,6 @@ public struct MediaRecord: Sendable {
         rejectReason = row.string("reject_reason")
         declaredType = row.string("declared_type") ?? ""
         declaredBytes = row.int("declared_bytes") ?? 0
-        uploadExpiresAt = row.int("upload_expires_at") ?? 0
         if let x = row.int("crop_x"), let y = row.int("crop_y"), let size = row.int("crop_size") {
             crop = (x, y, size)
         } else {
@@ -74,7 +72,7 @@ public struct MediaRepository {
     public init(db: Connection) { self.db = db }
 
     static let mediaColumns =
-        "id, user_id, state, reject_reason, declared_type, declared_bytes, upload_expires_at, crop_x, crop_y, crop_size, cdn_url"
+        "id, user_id, state, reject_reason, declared_type, declared_bytes, crop_x, crop_y, crop_size, cdn_url"
 
     /// A new upload's row: `pending_upload` for a presigned PUT, `received` for a direct
     /// multipart upload whose bytes are already here.
@@ -153,12 +151,6 @@ public struct MediaRepository {
         try db.execute(
             "UPDATE media_files SET state = 'received', bytes = ? WHERE id = ? AND state = 'pending_upload'",
             [.int(bytes), .text(id)]) == 1
-    }
-
-    public func recordSniffed(id: String, type: String, width: Int, height: Int, sha256: String) throws {
-        try db.execute(
-            "UPDATE media_files SET sniffed_type = ?, width = ?, height = ?, sha256 = ? WHERE id = ?",
-            [.text(type), .int(width), .int(height), .text(sha256), .text(id)])
     }
 
     // MARK: Scanning (SPEC §3): every step a guarded UPDATE from `scanning`.
@@ -299,13 +291,29 @@ public struct MediaRepository {
     /// Publishes in one transaction: the media row becomes `ready`, the user's avatar pointer
     /// moves to it and the `avatar_uploaded` event is recorded. Returns false (and changes
     /// nothing) if the row was no longer `processing`.
+    /// What the pipeline learnt about the upload itself, stored with the publish.
+    public struct SourceFacts {
+        public var mime: String
+        public var width: Int
+        public var height: Int
+        public var bytes: Int
+        public var sha256: String
+    }
+
     public func publish(
-        media: MediaRecord, version: String, sizes: [Int], cdnURL: String, bytes: Int, mime: String, processingMS: Int
+        media: MediaRecord, version: String, sizes: [Int], cdnURL: String, source: SourceFacts, processingMS: Int
     ) throws -> Bool {
         try db.transaction {
             let moved = try db.execute(
-                "UPDATE media_files SET state = 'ready', cdn_url = ?, processing_ms = ? WHERE id = ? AND state = 'processing'",
-                [.text(cdnURL), .int(processingMS), .text(media.id)])
+                """
+                UPDATE media_files SET state = 'ready', cdn_url = ?, processing_ms = ?,
+                    sniffed_type = ?, width = ?, height = ?, sha256 = ?
+                WHERE id = ? AND state = 'processing'
+                """,
+                [
+                    .text(cdnURL), .int(processingMS), .text(source.mime), .int(source.width), .int(source.height),
+                    .text(source.sha256), .text(media.id),
+                ])
             guard moved == 1 else { return false }
             try db.execute(
                 """
@@ -318,7 +326,7 @@ public struct MediaRepository {
                 INSERT IGNORE INTO analytics_events (event, user_id, media_id, bytes, mime, processing_time_ms)
                 VALUES ('avatar_uploaded', ?, ?, ?, ?, ?)
                 """,
-                [.text(media.userID), .text(media.id), .int(bytes), .text(mime), .int(processingMS)])
+                [.text(media.userID), .text(media.id), .int(source.bytes), .text(source.mime), .int(processingMS)])
             return true
         }
     }

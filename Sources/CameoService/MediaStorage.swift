@@ -29,13 +29,6 @@ public struct MediaStorage: Sendable {
     /// The published file name of a size: the largest is `avatar.webp`, the others `avatar-N.webp`.
     public static func fileName(size: Int, largest: Int) -> String { size == largest ? "avatar.webp" : "avatar-\(size).webp" }
 
-    /// Creates the folders with their modes if missing.
-    public func prepare() throws(StorageError) {
-        try makeDirectory(root, mode: 0o755)
-        try makeDirectory(quarantineDirectory, mode: 0o700)
-        try makeDirectory(publishedDirectory, mode: 0o755)
-    }
-
     /// Moves nginx's buffered body file into quarantine. rename(2) keeps it atomic and free,
     /// and nginx's own clean-up of the temp name then finds nothing to delete.
     public func quarantine(bodyFile: String, mediaID: String) throws(StorageError) -> String {

@@ -197,8 +197,8 @@ extension Application {
             try repository.reject(id: media.id, reason: RejectReason(error))
             throw map(error)
         }
-        try repository.recordSniffed(
-            id: media.id, type: renditions.format.mimeType, width: renditions.sourceWidth, height: renditions.sourceHeight,
+        let source = MediaRepository.SourceFacts(
+            mime: renditions.format.mimeType, width: renditions.sourceWidth, height: renditions.sourceHeight, bytes: bytes,
             sha256: Digest.sha256(data).hexString)
 
         let largest = renditions.webp.keys.max() ?? 0
@@ -212,7 +212,7 @@ extension Application {
         do {
             try repository.withAvatarLock(userID: media.userID) {
                 let published = try repository.publish(
-                    media: media, version: version, sizes: sizes, cdnURL: url, bytes: bytes, mime: renditions.format.mimeType,
+                    media: media, version: version, sizes: sizes, cdnURL: url, source: source,
                     processingMS: Self.monotonicMilliseconds() - started)
                 guard published else { throw AppError.urlUsed }
                 // Renames within one folder do not fail short of the disk vanishing; the old
