@@ -49,3 +49,22 @@ def test_systemd_units_verify_without_warnings(tmp_path):
     for unit in sorted(tmp_path.iterdir()):
         result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0 and result.stdout + result.stderr == "", f"{unit.name}: {result.stdout}{result.stderr}"
+
+
+def test_a_bad_config_value_stops_the_worker_and_names_the_key(stack):
+    """The worker and `cameoctl check-config` read the same config the same way: a bad value
+    stops the start (EX_CONFIG) with the key and its environment variable named, and a secret's
+    value never appears in the message."""
+    release = os.path.join(ROOT, ".build", "release")
+    env = dict(os.environ, CAMEO_CONFIG=stack.config_path, CAMEO_LIMITS_MAX_SIDE="big")
+    worker = subprocess.run([os.path.join(release, "cameo-fcgi")], env=env, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=10)
+    assert worker.returncode == 78
+    assert "limits.max_side (env CAMEO_LIMITS_MAX_SIDE)" in worker.stderr
+    env.pop("CAMEO_LIMITS_MAX_SIDE")
+    env["CAMEO_PRESIGN_KEYS"] = "k1:too-short-secret"
+    check = subprocess.run([os.path.join(release, "cameoctl"), "check-config"], env=env, capture_output=True, text=True)
+    assert check.returncode != 0
+    assert "presign.keys" in check.stderr and "too-short-secret" not in check.stderr
+    env.pop("CAMEO_PRESIGN_KEYS")
+    assert subprocess.run([os.path.join(release, "cameoctl"), "check-config"], env=env, capture_output=True).returncode == 0
