@@ -3,8 +3,9 @@
 // Cameo: avatar uploads behind nginx, served by short-lived FastCGI workers.
 //
 // Layout (one module per responsibility; C only in the thin wrapper modules):
-//   C*            system-library targets for the Debian libraries, plus CCameoShims, the only
-//                 C code we own (libjpeg's setjmp/longjmp, signal handling, macro wrappers)
+//   C*            system-library targets for the Debian libraries, plus the only C we own:
+//                 CSignals (async-signal-safe stop handling) and CJPEGShim (libjpeg's setjmp)
+//   CameoSystem   POSIX plumbing: files, directories, sockets, environment, stderr, clocks
 //   FastCGI       libfcgi accept loop, request params, response writer
 //   MariaDB       libmariadb connection and prepared statements
 //   CameoCrypto   OpenSSL: SHA-256, HMAC, signature verification, random bytes
@@ -32,6 +33,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         systemLibrary("CFastCGI", pkgConfig: "fcgi", apt: ["libfcgi-dev"]),
@@ -40,30 +42,33 @@ let package = Package(
         systemLibrary("CWebP", pkgConfig: "libwebp", apt: ["libwebp-dev"]),
         systemLibrary("CJPEG", pkgConfig: "libjpeg", apt: ["libjpeg-dev"]),
         systemLibrary("CPNG", pkgConfig: "libpng", apt: ["libpng-dev"]),
-        .target(name: "CCameoShims", dependencies: ["CJPEG"]),
+        .target(name: "CSignals"),
+        .target(name: "CJPEGShim", dependencies: ["CJPEG"]),
 
-        .target(name: "FastCGI", dependencies: ["CFastCGI", "CCameoShims"], swiftSettings: swiftSettings),
+        .target(
+            name: "CameoSystem", dependencies: [.product(name: "SystemPackage", package: "swift-system")], swiftSettings: swiftSettings),
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "CSignals"], swiftSettings: swiftSettings),
         .target(name: "MariaDB", dependencies: ["CMariaDB"], swiftSettings: swiftSettings),
         .target(name: "CameoCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(
             name: "Imaging",
-            dependencies: ["CWebP", "CJPEG", "CPNG", "CCameoShims"],
+            dependencies: ["CWebP", "CJPEG", "CPNG", "CJPEGShim"],
             swiftSettings: swiftSettings
         ),
-        .target(name: "CameoCore", dependencies: ["CameoCrypto"], swiftSettings: swiftSettings),
-        .target(name: "Scanning", swiftSettings: swiftSettings),
+        .target(name: "CameoCore", dependencies: ["CameoCrypto", "CameoSystem"], swiftSettings: swiftSettings),
+        .target(name: "Scanning", dependencies: ["CameoSystem"], swiftSettings: swiftSettings),
         .target(
             name: "CameoService",
-            dependencies: ["CameoCore", "CameoCrypto", "MariaDB", "Imaging", "Scanning", "FastCGI"],
+            dependencies: ["CameoCore", "CameoCrypto", "CameoSystem", "MariaDB", "Imaging", "Scanning", "FastCGI"],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "cameo-fcgi", dependencies: ["CameoService", "FastCGI"], swiftSettings: swiftSettings),
+        .executableTarget(name: "cameo-fcgi", dependencies: ["CameoService", "CameoSystem", "FastCGI"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "cameoctl",
-            dependencies: ["CameoService", "CameoCore", "MariaDB", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CameoService", "CameoCore", "CameoSystem", "MariaDB", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "cameo-imaging-bench", dependencies: ["Imaging"], swiftSettings: swiftSettings),
+        .executableTarget(name: "cameo-imaging-bench", dependencies: ["Imaging", "CameoSystem"], swiftSettings: swiftSettings),
 
         .testTarget(name: "CameoCoreTests", dependencies: ["CameoCore", "CameoCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], swiftSettings: swiftSettings),

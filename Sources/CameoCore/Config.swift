@@ -1,4 +1,4 @@
-public import FoundationEssentials
+import FoundationEssentials
 
 /// A configuration value that failed validation. The start stops with this message, which names
 /// the key (and the environment variable that overrides it) but never a secret's value.
@@ -298,23 +298,5 @@ private struct Reader {
             keys[id] = secret
         }
         return keys
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif
-
-extension Config {
-    /// The process environment as a dictionary, for `load(environment:)`.
-    public static func processEnvironment() -> [String: String] {
-        var environment: [String: String] = [:]
-        var cursor = environ
-        while let entry = cursor.pointee {
-            let pair = String(cString: entry)
-            if let equals = pair.firstIndex(of: "=") { environment[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
-            cursor += 1
-        }
-        return environment
     }
 }

@@ -3,9 +3,7 @@ import FastCGI
 import Imaging
 import Scanning
 public import MariaDB
-#if canImport(Glibc)
-import Glibc
-#endif
+import CameoSystem
 
 /// Everything a worker process holds for its lifetime: config, one database connection, the
 /// verifiers. Built once at start; handlers get it by reference.
@@ -88,20 +86,16 @@ public final class Application {
     func classify(_ error: any Error) -> AppError {
         switch error {
         case is DatabaseError: return .unavailable("database")
-        case let error as StorageError where error.errno == EFBIG: return .tooLarge(limit: config.limits.maxUploadBytes)
-        case is StorageError: return .unavailable("storage")
+        case let error as SystemError where error.isTooLarge: return .tooLarge(limit: config.limits.maxUploadBytes)
+        case is SystemError: return .unavailable("storage")
         case FastCGIError.bodyTooLarge(let limit): return .tooLarge(limit: limit)
         default: return .internalError
         }
     }
 
-    static func now() -> Int { Int(time(nil)) }
+    static func now() -> Int { SystemClock().epochSeconds }
 
-    static func monotonicMilliseconds() -> Int {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return spec.tv_sec * 1000 + spec.tv_nsec / 1_000_000
-    }
+    static func monotonicMilliseconds() -> Int { SystemClock().monotonicMilliseconds }
 
     /// Requires `method`, else 405.
     func require(_ request: HTTPRequest, _ methods: String...) throws(AppError) {
@@ -128,20 +122,16 @@ public final class Application {
 enum Log {
     static func request(_ request: HTTPRequest, status: Int, milliseconds: Int, error: String?) {
         var line = "level=\(status >= 500 ? "error" : "info") request_id=\(request.requestID) route=\(request.route)"
-        line += " method=\(request.method) path=\(request.path) status=\(status) ms=\(milliseconds) pid=\(getpid())"
+        line += " method=\(request.method) path=\(request.path) status=\(status) ms=\(milliseconds) pid=\(SystemProcess.id)"
         if let error { line += " error=\(quoted(error))" }
         write(line)
     }
 
-    static func message(_ text: String) { write("level=info msg=\(quoted(text)) pid=\(getpid())") }
+    static func message(_ text: String) { write("level=info msg=\(quoted(text)) pid=\(SystemProcess.id)") }
 
     static func quoted(_ text: String) -> String {
         "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: " ") + "\""
     }
 
-    /// Swift 6 refuses the C `stderr` global, so write to fd 2 directly.
-    static func write(_ line: String) {
-        let bytes = Array((line + "\n").utf8)
-        bytes.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
-    }
+    static func write(_ line: String) { SystemProcess.writeError(line) }
 }

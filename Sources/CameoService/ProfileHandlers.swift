@@ -2,6 +2,7 @@ import CameoCore
 import CameoCrypto
 import FoundationEssentials
 import Imaging
+import CameoSystem
 
 extension Application {
     /// `GET /media/{id}`: the upload's state for its owner (403 for anyone else).
@@ -93,7 +94,7 @@ extension Application {
                 expiresAt: Self.now(), crop: crop.map { ($0.x, $0.y, $0.size) }),
             claims: claims)
         let quarantined = storage.quarantinePath(mediaID: mediaID)
-        try failingUpload(mediaID) { () throws(StorageError) in try storage.write(file, to: quarantined) }
+        try failingUpload(mediaID) { () throws(SystemError) in try storage.write(file, to: quarantined) }
         guard let media = try repository.media(id: mediaID) else { throw AppError.notFound }
         return try ingest(media: media, quarantined: quarantined)
     }

@@ -2,9 +2,7 @@ import CameoCore
 import CameoCrypto
 import Imaging
 import Scanning
-#if canImport(Glibc)
-import Glibc
-#endif
+import CameoSystem
 
 extension Application {
     /// A media id as Cameo makes them: exactly 32 lower-case hex digits (128 random bits).
@@ -74,13 +72,13 @@ extension Application {
         if let bodyFile = request.bodyFile {
             bytes = try storage.fileSize(bodyFile)
             guard try repository.claimUpload(id: mediaID, bytes: bytes) else { throw AppError.urlUsed }
-            received = try failingUpload(mediaID) { () throws(StorageError) in try storage.quarantine(bodyFile: bodyFile, mediaID: mediaID) }
+            received = try failingUpload(mediaID) { () throws(SystemError) in try storage.quarantine(bodyFile: bodyFile, mediaID: mediaID) }
         } else {
             let body = try request.readBody(config.limits.maxUploadBytes)
             bytes = body.count
             guard try repository.claimUpload(id: mediaID, bytes: bytes) else { throw AppError.urlUsed }
             received = storage.quarantinePath(mediaID: mediaID)
-            try failingUpload(mediaID) { () throws(StorageError) in try storage.write(body, to: received) }
+            try failingUpload(mediaID) { () throws(SystemError) in try storage.write(body, to: received) }
         }
         guard bytes <= maxBytes else {
             storage.remove(received)
@@ -169,7 +167,7 @@ extension Application {
                 _ = try scanAndPublish(media: media, quarantined: path)
             } catch let error as AppError {
                 Log.message("retried scan of \(media.id): \(error.code)")
-            } catch let error as StorageError where error.errno == ENOENT {
+            } catch let error as SystemError where error.isNotFound {
                 // The quarantined bytes are gone (swept): nothing can ever be published.
                 try repository.reject(id: media.id, reason: .scanFailed)
             }

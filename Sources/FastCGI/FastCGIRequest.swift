@@ -1,5 +1,5 @@
 internal import CFastCGI
-internal import CCameoShims
+internal import CSignals
 
 /// One accepted FastCGI request. Its parameters are copied into Swift strings on accept,
 /// because libfcgi frees the `envp` array on the next `FCGX_Finish_r`.

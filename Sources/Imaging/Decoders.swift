@@ -1,4 +1,4 @@
-internal import CCameoShims
+internal import CJPEGShim
 internal import CPNG
 internal import CWebP
 

@@ -1,4 +1,4 @@
-internal import CCameoShims
+internal import CJPEGShim
 internal import CWebP
 
 /// Reads only the header of an image (no pixel buffers are allocated) and checks it against

@@ -1,4 +1,4 @@
-internal import CCameoShims
+internal import CJPEGShim
 internal import CPNG
 
 // Encoders used only to generate test inputs in code (reachable through @testable import),

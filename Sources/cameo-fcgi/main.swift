@@ -5,22 +5,19 @@ import CameoCore
 import CameoService
 import FastCGI
 import MariaDB
-#if canImport(Glibc)
-import Glibc
-#endif
+import CameoSystem
 
 func fail(_ message: String, code: Int32) -> Never {
-    let bytes = Array("cameo-fcgi: \(message)\n".utf8)
-    bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+    SystemProcess.writeError("cameo-fcgi: \(message)")
     // The supervisor restarts exited workers at once; pausing keeps a worker that cannot
     // start from spinning a core.
-    sleep(1)
-    exit(code)
+    SystemProcess.sleep(seconds: 1)
+    SystemProcess.exit(code)
 }
 
 let config: Config
 do {
-    config = try Config.load(environment: Config.processEnvironment())
+    config = try Config.load(environment: SystemProcess.environment)
 } catch {
     fail(error.description, code: 78)  // EX_CONFIG: systemd and multiwatch should not spin on this
 }
@@ -69,4 +66,4 @@ while served < config.maxRequestsPerWorker && !FastCGIServer.stopRequested {
     guard accepted else { break }
     served += 1
 }
-exit(0)
+SystemProcess.exit(0)

@@ -10,11 +10,7 @@
 // sizes), as getrusage user+sys CPU time, median of N runs after the warm-up runs. With --out
 // the renditions of the last run are written as DIR/<name>-<size>.webp. `--single` renders one
 // photo once in a fresh child process and reports its ru_maxrss, its peak resident set.
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import CameoSystem
 import Imaging
 
 struct Options {
@@ -29,10 +25,8 @@ struct Options {
 }
 
 func fail(_ message: String) -> Never {
-    // Swift 6 refuses the C `stderr` global; write to fd 2 directly.
-    let line = Array("cameo-imaging-bench: \(message)\n".utf8)
-    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    exit(2)
+    SystemProcess.writeError("cameo-imaging-bench: \(message)")
+    SystemProcess.exit(2)
 }
 
 func parseOptions(_ args: [String]) -> Options {
@@ -64,7 +58,7 @@ func parseOptions(_ args: [String]) -> Options {
         case "-h", "--help":
             print("usage: cameo-imaging-bench [--out DIR] [--runs N] [--warmup N] [--quality Q] [--method M] PATH...")
             print("       cameo-imaging-bench [--quality Q] [--method M] --single PATH")
-            exit(0)
+            SystemProcess.exit(0)
         default:
             if arg.hasPrefix("--") { fail("unknown flag \(arg)") }
             options.paths.append(arg)
@@ -75,28 +69,27 @@ func parseOptions(_ args: [String]) -> Options {
 }
 
 func readFile(_ path: String) -> [UInt8] {
-    guard let file = fopen(path, "rb") else { fail("cannot open \(path)") }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
+    do {
+        return try FileSystem.read(path, limit: 1 << 30)
+    } catch {
+        fail("cannot read \(path): \(error)")
     }
-    return bytes
 }
 
 func writeFile(_ path: String, _ bytes: [UInt8]) {
-    guard let file = fopen(path, "wb") else { fail("cannot write \(path)") }
-    defer { fclose(file) }
-    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
-    if written != bytes.count { fail("short write to \(path)") }
+    FileSystem.remove(path)
+    do {
+        try FileSystem.writeNew(bytes, to: path, mode: 0o644)
+    } catch {
+        fail("cannot write \(path): \(error)")
+    }
 }
 
 func isDirectory(_ path: String) -> Bool {
-    var info = stat()
-    return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    let trimmed = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+    let parent = trimmed.contains("/") ? String(trimmed[..<trimmed.lastIndex(of: "/")!]) : "."
+    let name = baseName(trimmed)
+    return Directory.entries(of: parent.isEmpty ? "/" : parent).contains { $0.name == name && $0.kind == .directory }
 }
 
 let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "webp"]
@@ -112,41 +105,20 @@ func baseName(_ path: String) -> String {
 
 /// Image files of a folder, sorted by name.
 func listImages(_ folder: String) -> [String] {
-    guard let dir = opendir(folder) else { fail("cannot list \(folder)") }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        if !name.hasPrefix("."), imageExtensions.contains(fileExtension(name)) { names.append(name) }
-    }
-    let prefix = folder.hasSuffix("/") ? folder : folder + "/"
-    return names.sorted().map { prefix + $0 }
+    let prefix = folder.hasSuffix("/") ? String(folder.dropLast()) : folder
+    let names = Directory.entries(of: prefix).map(\.name).filter { !$0.hasPrefix(".") && imageExtensions.contains(fileExtension($0)) }
+    if names.isEmpty && !isDirectory(folder) { fail("cannot list \(folder)") }
+    return names.sorted().map { prefix + "/" + $0 }
 }
 
 /// User + system CPU time of this process, in milliseconds.
-func cpuMilliseconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    let user = Double(usage.ru_utime.tv_sec) * 1000 + Double(usage.ru_utime.tv_usec) / 1000
-    let system = Double(usage.ru_stime.tv_sec) * 1000 + Double(usage.ru_stime.tv_usec) / 1000
-    return user + system
-}
+func cpuMilliseconds() -> Double { ResourceUsage.current.cpuSeconds * 1000 }
 
 /// Monotonic wall clock, in milliseconds.
-func wallMilliseconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) * 1000 + Double(now.tv_nsec) / 1_000_000
-}
+func wallMilliseconds() -> Double { Double(SystemClock().monotonicNanoseconds) / 1_000_000 }
 
 /// Peak resident set size of this process so far, in KiB (Linux reports ru_maxrss in KiB).
-func peakRSSKiB() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Int(usage.ru_maxrss)
-}
+func peakRSSKiB() -> Int { ResourceUsage.current.maxResidentKiB }
 
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
@@ -203,17 +175,11 @@ let renderer = makeRenderer(options)
 /// carries ru_maxrss across fork and exec: a child of a big parent (a Python driver, say)
 /// would start out reporting the parent's size. The child inherits only this process's few MB.
 func spawnSingleChild(_ path: String) -> Never {
-    var arguments = ["cameo-imaging-bench"]
+    var arguments: [String] = []
     if let quality = options.quality { arguments += ["--quality", "\(quality)"] }
     if let method = options.method { arguments += ["--method", "\(method)"] }
     arguments += ["--single-child", path]
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    guard posix_spawn(&pid, "/proc/self/exe", nil, nil, argv, environ) == 0 else { fail("cannot spawn a child") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    exit(status == 0 ? 0 : 1)
+    SystemProcess.exit(SystemProcess.runSelf(arguments: arguments) == 0 ? 0 : 1)
 }
 
 if let path = options.single { spawnSingleChild(path) }
@@ -228,7 +194,7 @@ if let path = options.singleChild {
     let total = result.webp.values.reduce(0) { $0 + $1.count }
     print("{\"photo\": \(json(baseName(path))), \"maxrss_kib\": \(peak), \"maxrss_before_render_kib\": \(before), "
         + "\"maxrss_mb\": \(fixed(Double(peak) / 1024, 2)), \"cpu_ms\": \(fixed(cpu)), \"bytes_total\": \(total)}")
-    exit(0)
+    SystemProcess.exit(0)
 }
 
 var photos: [String] = []
@@ -236,7 +202,9 @@ for path in options.paths {
     if isDirectory(path) { photos += listImages(path) } else { photos.append(path) }
 }
 if photos.isEmpty { fail("no photos given (pass files or a folder)") }
-if let out = options.out, !isDirectory(out), mkdir(out, 0o755) != 0 { fail("cannot create \(out)") }
+if let out = options.out {
+    do { try FileSystem.makeDirectory(out) } catch { fail("cannot create \(out): \(error)") }
+}
 
 for path in photos {
     let bytes = readFile(path)

@@ -4,9 +4,7 @@ import ArgumentParser
 import CameoCore
 import CameoService
 import MariaDB
-#if canImport(Glibc)
-import Glibc
-#endif
+import CameoSystem
 
 @main
 struct CameoCtl: ParsableCommand {
@@ -21,7 +19,7 @@ struct CameoCtl: ParsableCommand {
 
 func loadConfig() throws -> Config {
     do {
-        return try Config.load(environment: Config.processEnvironment())
+        return try Config.load(environment: SystemProcess.environment)
     } catch {
         throw ValidationError(error.description)
     }
@@ -66,7 +64,7 @@ struct Token: ParsableCommand {
         guard let secret = config.auth.hs256Secret else { throw ValidationError("auth.hs256_secret is not set") }
         guard JWTVerifier.isSafeUserID(user) else { throw ValidationError("--user must be 1-64 of A-Z a-z 0-9 _ -") }
         let minted = JWTMinter.hs256(
-            secret: secret, userID: user, ttlSeconds: ttl, now: Int(time(nil)), issuer: config.auth.issuer, audience: config.auth.audience)
+            secret: secret, userID: user, ttlSeconds: ttl, now: SystemClock().epochSeconds, issuer: config.auth.issuer, audience: config.auth.audience)
         print(minted.token)
     }
 }
@@ -74,7 +72,7 @@ struct Token: ParsableCommand {
 struct Revoke: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Revoke a token by its jti.")
     @Argument(help: "The token's jti.") var jti: String
-    @Option(help: "When the token expires (epoch seconds); the row may be purged after.") var expiresAt = Int(time(nil)) + 86_400 * 30
+    @Option(help: "When the token expires (epoch seconds); the row may be purged after.") var expiresAt = SystemClock().epochSeconds + 86_400 * 30
 
     func run() throws {
         let config = try loadConfig()
@@ -135,7 +133,7 @@ struct ScanRetry: ParsableCommand {
                 // The database may be down for a moment; the next round tries again.
                 printError("scan-retry: \(error)")
             }
-            if loop { sleep(UInt32(interval)) }
+            if loop { SystemProcess.sleep(seconds: interval) }
         } while loop
     }
 }
@@ -145,7 +143,7 @@ struct Sweep: ParsableCommand {
         abstract: "Remove abandoned quarantine files and expire unused upload URLs (purge.abandoned_after_seconds).")
     func run() throws {
         Connection.initializeLibrary()
-        let report = try Application(config: try loadConfig()).sweep(now: Int(time(nil)))
+        let report = try Application(config: try loadConfig()).sweep(now: SystemClock().epochSeconds)
         print("expired \(report.expiredUploads) unused upload(s); removed \(report.removedFiles.count) file(s); rejected \(report.abandonedUploads) abandoned upload(s)")
         for path in report.removedFiles { print("  removed \(path)") }
     }
@@ -170,7 +168,4 @@ struct Rescan: ParsableCommand {
     }
 }
 
-func printError(_ text: String) {
-    let bytes = Array((text + "\n").utf8)
-    bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
-}
+func printError(_ text: String) { SystemProcess.writeError(text) }

@@ -1,0 +1,39 @@
+internal import Glibc
+
+/// This process: its environment, id, standard error, and how it ends.
+public enum SystemProcess {
+    /// The environment as a dictionary (walks `environ`).
+    public static var environment: [String: String] {
+        var environment: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let pair = String(cString: entry)
+            if let equals = pair.firstIndex(of: "=") { environment[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
+            cursor += 1
+        }
+        return environment
+    }
+
+    /// The process id (`getpid`).
+    public static var id: Int { Int(getpid()) }
+
+    /// Writes one line to standard error. Swift 6 refuses the C `stderr` global, and a line
+    /// written whole by one `write(2)` is not interleaved with other processes' lines.
+    public static func writeError(_ line: String) {
+        let bytes = Array((line.hasSuffix("\n") ? line : line + "\n").utf8)
+        bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
+    /// Sleeps for whole seconds (`sleep(3)`).
+    public static func sleep(seconds: Int) { _ = Glibc.sleep(UInt32(max(0, seconds))) }
+
+    /// Sleeps for milliseconds (`nanosleep(2)`).
+    public static func sleep(milliseconds: Int) {
+        var request = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+    }
+
+    /// Ends the process with `code` (`exit(3)`).
+    public static func exit(_ code: Int32) -> Never { Glibc.exit(code) }
+}
