@@ -42,12 +42,12 @@ extension Application {
         let claims = try authenticate(request, checkRevocation: false)
         let bodyBytes = try request.readBody(16 * 1024)
         guard let body = try? JSONDecoder().decode(PresignBody.self, from: Data(bodyBytes)) else {
-            throw AppError.badRequest("The body must be JSON: {\"content_type\", \"content_length\", \"crop\"?}.", code: "invalid_json")
+            throw AppError.invalidJSON(expected: #"{"content_type", "content_length", "crop"?}"#)
         }
-        guard let contentType = body.content_type else { throw AppError.badRequest("content_type is required.", code: "missing_field") }
+        guard let contentType = body.content_type else { throw AppError.missingField("content_type") }
         guard config.limits.allowedTypes.contains(contentType) else { throw AppError.badType(allowed: config.limits.allowedTypes) }
         guard let length = body.content_length, length > 0 else {
-            throw AppError.badRequest("content_length must be a positive number of bytes.", code: "bad_content_length")
+            throw AppError.badContentLength
         }
         guard length <= config.limits.maxUploadBytes else { throw AppError.tooLarge(limit: config.limits.maxUploadBytes) }
         try validate(body.crop)

@@ -61,7 +61,7 @@ extension Application {
     /// quarantine and on through `process`.
     private func directUpload(_ request: HTTPRequest, claims: TokenClaims) throws -> HTTPResponse {
         guard let bodyFile = request.bodyFile else {
-            throw AppError.badRequest("Send the image as multipart/form-data, field `file`.", code: "missing_file")
+            throw AppError.missingFile
         }
         defer { storage.remove(bodyFile) }
         let limit = config.limits.maxUploadBytes
@@ -71,9 +71,9 @@ extension Application {
         do {
             file = try MultipartForm.field("file", in: form, contentType: request.headers["content-type"] ?? "")
         } catch {
-            throw AppError.badRequest("Send the image as multipart/form-data, field `file`.", code: "missing_file")
+            throw AppError.missingFile
         }
-        guard !file.isEmpty else { throw AppError.badRequest("The `file` part is empty.", code: "missing_file") }
+        guard !file.isEmpty else { throw AppError.emptyFile }
         guard file.count <= limit else { throw AppError.tooLarge(limit: limit) }
 
         // An optional `crop` part holds the same JSON as the presign body's crop.

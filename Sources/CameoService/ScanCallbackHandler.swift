@@ -23,11 +23,11 @@ extension Application {
         let body = try request.readBody(16 * 1024)
         guard let timestamp = request.headers["x-cameo-timestamp"], let sent = Int(timestamp),
             let signature = request.headers["x-cameo-signature"]
-        else { throw AppError.badCallbackSignature }
-        guard links.verifyCallback(timestamp: timestamp, body: body, signature: signature) else { throw AppError.badCallbackSignature }
-        guard abs(Self.now() - sent) <= Self.callbackMaxSkew else { throw AppError.staleCallback }
+        else { throw AppError.badSignature(.callback) }
+        guard links.verifyCallback(timestamp: timestamp, body: body, signature: signature) else { throw AppError.badSignature(.callback) }
+        guard abs(Self.now() - sent) <= Self.callbackMaxSkew else { throw AppError.staleTimestamp(maxSkewSeconds: Self.callbackMaxSkew) }
         guard let verdict = try? JSONDecoder().decode(CallbackBody.self, from: Data(body)) else {
-            throw AppError.badRequest("The body must be JSON: {\"media_id\", \"result\", \"signature\"?}.", code: "invalid_json")
+            throw AppError.invalidJSON(expected: #"{"media_id", "result", "signature"?}"#)
         }
         guard Self.isMediaID(verdict.media_id), let media = try repository.media(id: verdict.media_id) else { throw AppError.notFound }
         guard media.state == .scanning else { throw AppError.alreadyDecided }
@@ -55,7 +55,7 @@ extension Application {
             }
             return .json(200, .object([("media_id", .string(media.id)), ("state", .string("scanning"))]))
         default:
-            throw AppError.badRequest("result must be clean, infected or error.", code: "bad_result")
+            throw AppError.badResult
         }
     }
 
@@ -69,7 +69,7 @@ extension Application {
         let query = Dictionary(request.queryItems, uniquingKeysWith: { first, _ in first })
         guard Self.isMediaID(mediaID), let expires = query["expires"].flatMap({ Int($0) }), let signature = query["signature"],
             links.verify(mediaID: mediaID, expires: expires, signature: signature, now: Self.now())
-        else { throw AppError.badSignature }
+        else { throw AppError.badSignature(.downloadLink) }
         guard let media = try repository.media(id: mediaID), media.state == .scanning else { throw AppError.notFound }
         return HTTPResponse(
             status: 200,

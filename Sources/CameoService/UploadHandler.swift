@@ -20,13 +20,13 @@ extension Application {
     /// Checks a presigned PUT: signature, expiry, state and declared length. Shared by the
     /// `auth_request` check and the upload itself.
     private func checkPresigned(_ request: HTTPRequest) throws(AppError) -> (mediaID: String, maxBytes: Int) {
-        guard let mediaID = Self.uploadMediaID(path: request.path) else { throw .badSignature }
+        guard let mediaID = Self.uploadMediaID(path: request.path) else { throw .badSignature(.uploadURL) }
         let verdict = presigner.verify(
             method: request.method, host: request.headers["host"] ?? "", path: request.path,
             contentType: request.headers["content-type"] ?? "", query: request.queryItems, now: Self.now(),
             maxLifetime: config.presign.ttlSeconds)
         switch verdict {
-        case .failure(.badSignature): throw .badSignature
+        case .failure(.badSignature): throw .badSignature(.uploadURL)
         case .failure(.expired): throw .urlExpired
         case .success(let verified):
             if let declared = request.headers["content-length"].flatMap({ Int($0) }), declared > verified.maxBytes {
@@ -44,7 +44,7 @@ extension Application {
         let refusal: AppError
         do {
             let (mediaID, _) = try checkPresigned(request)
-            guard let media = try repository.media(id: mediaID) else { throw AppError.badSignature }
+            guard let media = try repository.media(id: mediaID) else { throw AppError.badSignature(.uploadURL) }
             guard media.state == .pendingUpload else { throw AppError.urlUsed }
             return HTTPResponse(status: 204)
         } catch let error as AppError {
@@ -65,7 +65,7 @@ extension Application {
     func upload(_ request: HTTPRequest) throws -> HTTPResponse {
         try require(request, "PUT")
         let (mediaID, maxBytes) = try checkPresigned(request)
-        guard let media = try repository.media(id: mediaID) else { throw AppError.badSignature }
+        guard let media = try repository.media(id: mediaID) else { throw AppError.badSignature(.uploadURL) }
 
         let received: String
         let bytes: Int

@@ -1,0 +1,164 @@
+/// Every error code Cameo (the workers or nginx) can answer with: one case each, with its HTTP
+/// status. Clients match on the code; it never changes once shipped. The README's error table
+/// is checked against this enum by a test, and nginx's own JSON error bodies are rendered from
+/// it (`cameoctl render-nginx`), so no code is spelled anywhere else.
+public enum ErrorCode: String, CaseIterable, Sendable {
+    case invalidJSON = "invalid_json"
+    case missingField = "missing_field"
+    case badContentLength = "bad_content_length"
+    case missingFile = "missing_file"
+    case badResult = "bad_result"
+    case missingToken = "missing_token"
+    case invalidToken = "invalid_token"
+    case tokenExpired = "token_expired"
+    case tokenNotYetValid = "token_not_yet_valid"
+    case tokenRevoked = "token_revoked"
+    case badOrigin = "bad_origin"
+    case badSignature = "bad_signature"
+    case urlExpired = "url_expired"
+    case staleTimestamp = "stale_timestamp"
+    case forbidden
+    case notFound = "not_found"
+    case noAvatar = "no_avatar"
+    case methodNotAllowed = "method_not_allowed"
+    case urlUsed = "url_used"
+    case alreadyDecided = "already_decided"
+    case tooLarge = "too_large"
+    case badType = "bad_type"
+    case badDimensions = "bad_dimensions"
+    case pixelBomb = "pixel_bomb"
+    case corrupt
+    case badCrop = "bad_crop"
+    case infected
+    case scanFailed = "scan_failed"
+    case rateLimited = "rate_limited"
+    case internalError = "internal"
+    case unavailable
+
+    /// The HTTP status this code is answered with (SPEC §2).
+    public var status: Int {
+        switch self {
+        case .invalidJSON, .missingField, .badContentLength, .missingFile, .badResult: 400
+        case .missingToken, .invalidToken, .tokenExpired, .tokenNotYetValid, .tokenRevoked: 401
+        case .badOrigin, .badSignature, .urlExpired, .staleTimestamp, .forbidden: 403
+        case .notFound, .noAvatar: 404
+        case .methodNotAllowed: 405
+        case .urlUsed, .alreadyDecided: 409
+        case .tooLarge: 413
+        case .badType: 415
+        case .badDimensions, .pixelBomb, .corrupt, .badCrop, .infected, .scanFailed: 422
+        case .rateLimited: 429
+        case .internalError: 500
+        case .unavailable: 503
+        }
+    }
+}
+
+/// An error a client may see: a code from the catalogue, a human message and, where a limit
+/// was hit, the limit. Every failure in a handler ends as one of these; anything else is
+/// logged and answered as a generic 500 that carries only the request id. Only the
+/// constructors below make one, so every message lives in this file.
+public struct AppError: Error, Sendable, Equatable {
+    public let code: ErrorCode
+    public let message: String
+    /// Extra members of the error object, such as `"limit": 5242880`.
+    public let details: [String: JSONValue]
+    /// Seconds for the `Retry-After` header on 429 and 503.
+    public let retryAfter: Int?
+
+    public var status: Int { code.status }
+
+    private init(_ code: ErrorCode, _ message: String, details: [String: JSONValue] = [:], retryAfter: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retryAfter = retryAfter
+    }
+
+    /// The JSON body: `{"error": {"code", "message", ...details}}`, and the request id on 5xx.
+    public func body(requestID: String?) -> JSONValue {
+        var members: [(String, JSONValue)] = [("code", .string(code.rawValue)), ("message", .string(message))]
+        for key in details.keys.sorted() { members.append((key, details[key]!)) }
+        if status >= 500, let requestID { members.append(("request_id", .string(requestID))) }
+        return .object([("error", .object(members))])
+    }
+}
+
+// MARK: - The catalogue
+
+extension AppError {
+    /// A JSON body that does not parse or has the wrong shape; `expected` shows the shape.
+    public static func invalidJSON(expected: String) -> AppError { AppError(.invalidJSON, "The body must be JSON: \(expected).") }
+    public static func missingField(_ name: String) -> AppError { AppError(.missingField, "\(name) is required.") }
+    public static let badContentLength = AppError(.badContentLength, "content_length must be a positive number of bytes.")
+    public static let missingFile = AppError(.missingFile, "Send the image as multipart/form-data, field `file`.")
+    public static let emptyFile = AppError(.missingFile, "The `file` part is empty.")
+    public static let badResult = AppError(.badResult, "result must be clean, infected or error.")
+
+    public static let missingToken = AppError(.missingToken, "A bearer token or access_token cookie is required.")
+    public static let invalidToken = AppError(.invalidToken, "The token is not valid.")
+    public static let tokenExpired = AppError(.tokenExpired, "The token has expired.")
+    public static let tokenNotYetValid = AppError(.tokenNotYetValid, "The token is not valid yet.")
+    public static let tokenRevoked = AppError(.tokenRevoked, "The token has been revoked.")
+
+    public static let badOrigin = AppError(.badOrigin, "Cookie authentication needs an allowed Origin.")
+    /// What a signature was meant to prove: one code, a message that says which signature.
+    public enum Signed: Sendable { case uploadURL, callback, downloadLink }
+    public static func badSignature(_ what: Signed) -> AppError {
+        switch what {
+        case .uploadURL: AppError(.badSignature, "The upload URL's signature is not valid.")
+        case .callback: AppError(.badSignature, "The callback's signature is not valid.")
+        case .downloadLink: AppError(.badSignature, "The download link's signature is not valid.")
+        }
+    }
+    public static let urlExpired = AppError(.urlExpired, "The upload URL has expired; request a new one.")
+    public static func staleTimestamp(maxSkewSeconds: Int) -> AppError {
+        AppError(.staleTimestamp, "The callback's timestamp is more than \(maxSkewSeconds / 60) minutes off.", details: ["limit": .int(maxSkewSeconds)])
+    }
+    public static let forbidden = AppError(.forbidden, "This media belongs to another user.")
+
+    public static let notFound = AppError(.notFound, "Not found.")
+    public static let noAvatar = AppError(.noAvatar, "This user has no avatar.")
+    public static let methodNotAllowed = AppError(.methodNotAllowed, "Method not allowed on this route.")
+
+    public static let urlUsed = AppError(.urlUsed, "This upload URL has already been used.")
+    public static let alreadyDecided = AppError(.alreadyDecided, "This upload already has a verdict.")
+
+    public static func tooLarge(limit: Int) -> AppError {
+        AppError(.tooLarge, "The upload is larger than \(limit) bytes.", details: ["limit": .int(limit)])
+    }
+    public static func badType(allowed: [String]) -> AppError {
+        AppError(
+            .badType, "Only \(allowed.joined(separator: ", ")) images are accepted.", details: ["allowed": .array(allowed.map { .string($0) })])
+    }
+    public static let animated = AppError(.badType, "Animated images are not accepted; upload a still image.")
+
+    public static func badDimensions(width: Int, height: Int, limit: Int) -> AppError {
+        AppError(
+            .badDimensions, "The image is \(width)×\(height); at most \(limit) px per side is accepted.",
+            details: ["limit": .int(limit), "width": .int(width), "height": .int(height)])
+    }
+    public static func pixelBomb(pixels: Int, limit: Int) -> AppError {
+        AppError(.pixelBomb, "The image has \(pixels) pixels; at most \(limit) are accepted.", details: ["limit": .int(limit), "pixels": .int(pixels)])
+    }
+    public static let corrupt = AppError(.corrupt, "The image is damaged or truncated and cannot be decoded.")
+    /// A crop that does not fit; `reason` says how (from the image decoder or the shape check).
+    public static func badCrop(_ reason: String) -> AppError { AppError(.badCrop, reason) }
+    public static let infected = AppError(.infected, "The virus scanner rejected this file.")
+    public static let scanFailed = AppError(.scanFailed, "The file could not be scanned for viruses; upload it again later.")
+
+    public static func rateLimited(retryAfter: Int, limit: Int) -> AppError {
+        AppError(.rateLimited, "Too many requests; try again in \(retryAfter) s.", details: ["limit": .int(limit)], retryAfter: retryAfter)
+    }
+    /// nginx's per-IP limit (`limit_req`), answered by nginx itself.
+    public static let addressRateLimited = AppError(
+        .rateLimited, "Too many requests from this address; try again in a second.", retryAfter: 1)
+
+    public static let internalError = AppError(.internalError, "Internal error.")
+    /// A dependency of the worker is down: names which (database, storage, scanner).
+    public static func unavailable(_ component: String) -> AppError {
+        AppError(.unavailable, "A dependency (\(component)) is unavailable; try again shortly.", retryAfter: 5)
+    }
+    /// nginx could not reach a worker pool, or it was too slow.
+    public static let serviceUnavailable = AppError(.unavailable, "The service is unavailable; try again shortly.", retryAfter: 5)
+}
