@@ -11,8 +11,13 @@
 //   CameoCrypto   OpenSSL: SHA-256, HMAC, signature verification, random bytes
 //   Imaging       sniffing, decoding (libjpeg/libpng/libwebp), resampling, WebP encoding
 //   Scanning      clamd's INSTREAM protocol over its unix socket
-//   CameoCore     pure Swift: config, errors, JWT, SigV4 presigning, JSON helpers
-//   CameoService  routes and handlers; sees the wrappers only through Swift types
+//   CameoCore     pure Swift: config, the error catalogue, JWT, SigV4 presigning, JSON
+//   MediaStore    the store seam: MediaStore protocol, records, the state machine's table
+//   MariaDBStore  MediaStore on MariaDB (Galera-safe), and the migrator
+//   CameoService  routes, handlers, the upload pipeline, media files, maintenance; reaches the
+//                 database only through MediaStore and C only through the wrapper modules
+//
+// docs/ARCHITECTURE.md has the module map and the rules; deploy/check-architecture checks them.
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -57,15 +62,22 @@ let package = Package(
         ),
         .target(name: "CameoCore", dependencies: ["CameoCrypto", "CameoSystem"], swiftSettings: swiftSettings),
         .target(name: "Scanning", dependencies: ["CameoSystem"], swiftSettings: swiftSettings),
+        .target(name: "MediaStore", dependencies: ["CameoCore"], swiftSettings: swiftSettings),
+        .target(name: "MariaDBStore", dependencies: ["MediaStore", "CameoCore", "MariaDB"], swiftSettings: swiftSettings),
         .target(
             name: "CameoService",
-            dependencies: ["CameoCore", "CameoCrypto", "CameoSystem", "MariaDB", "Imaging", "Scanning", "FastCGI"],
+            dependencies: ["CameoCore", "CameoCrypto", "CameoSystem", "MediaStore", "Imaging", "Scanning"],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "cameo-fcgi", dependencies: ["CameoService", "CameoSystem", "FastCGI"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "cameo-fcgi", dependencies: ["CameoService", "CameoCore", "CameoSystem", "MariaDBStore", "MariaDB", "FastCGI"],
+            swiftSettings: swiftSettings),
         .executableTarget(
             name: "cameoctl",
-            dependencies: ["CameoService", "CameoCore", "CameoSystem", "MariaDB", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "CameoService", "CameoCore", "CameoSystem", "MediaStore", "MariaDBStore", "MariaDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "cameo-imaging-bench", dependencies: ["Imaging", "CameoSystem"], swiftSettings: swiftSettings),
@@ -73,6 +85,14 @@ let package = Package(
         .testTarget(name: "CameoCoreTests", dependencies: ["CameoCore", "CameoCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], swiftSettings: swiftSettings),
         .testTarget(name: "ScanningTests", dependencies: ["Scanning"], swiftSettings: swiftSettings),
-        .testTarget(name: "CameoServiceTests", dependencies: ["CameoService"], swiftSettings: swiftSettings),
+        .target(
+            name: "CameoTesting", dependencies: ["MediaStore", "CameoCore", "CameoSystem"], path: "Tests/CameoTesting",
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CameoServiceTests", dependencies: ["CameoService", "CameoTesting", "MediaStore", "CameoCore", "CameoSystem", "Imaging", "Scanning"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MediaStoreTests", dependencies: ["MediaStore", "MariaDBStore", "MariaDB", "CameoTesting", "CameoCore", "CameoService", "CameoSystem"],
+            swiftSettings: swiftSettings),
     ]
 )

@@ -1,10 +1,19 @@
 import CameoCore
+import CameoSystem
+import MediaStore
 
-extension Application {
-    /// Authenticates a request by `Authorization: Bearer` or, failing that, the `access_token`
-    /// cookie. Cookie requests must come from an allowed Origin, since browsers attach cookies
-    /// to cross-site requests too. Revoked `jti`s are refused, unless the caller checks
-    /// revocation itself inside its own statement (`checkRevocation: false`).
+/// Who is asking: verifies the token of a request (bearer header, else the `access_token`
+/// cookie) and checks its revocation.
+struct Authenticator: Sendable {
+    let verifier: JWTVerifier
+    /// Origins allowed to send cookie-authenticated requests.
+    let allowedOrigins: [String]
+    let store: any MediaStore
+    let clock: any TimeSource
+
+    /// The verified claims. Cookie requests must come from an allowed Origin, since browsers
+    /// attach cookies to cross-site requests too. A revoked `jti` is refused, unless the
+    /// caller checks revocation inside its own statement (`checkRevocation: false`).
     func authenticate(_ request: HTTPRequest, checkRevocation: Bool = true) throws -> TokenClaims {
         let token: String
         if let header = request.headers["authorization"] {
@@ -12,10 +21,9 @@ extension Application {
             guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw AppError.invalidToken }
             token = parts[1].trimmingWhitespace()
         } else if let cookie = request.cookie("access_token"), !cookie.isEmpty {
-            let origin = request.headers["origin"]
             let safeMethod = request.method == "GET" || request.method == "HEAD"
-            if let origin {
-                guard config.auth.allowedOrigins.contains(origin) else { throw AppError.badOrigin }
+            if let origin = request.headers["origin"] {
+                guard allowedOrigins.contains(origin) else { throw AppError.badOrigin }
             } else if !safeMethod {
                 throw AppError.badOrigin
             }
@@ -23,8 +31,8 @@ extension Application {
         } else {
             throw AppError.missingToken
         }
-        let claims = try jwt.verify(token, now: Self.now())
-        if checkRevocation, let jti = claims.tokenID, try repository.isRevoked(jti: jti) { throw AppError.tokenRevoked }
+        let claims = try verifier.verify(token, now: clock.epochSeconds)
+        if checkRevocation, let jti = claims.tokenID, try store.isRevoked(jti: jti) { throw AppError.tokenRevoked }
         return claims
     }
 }

@@ -1,42 +1,49 @@
 public import CameoCore
 
+/// How a request's body reached the worker. nginx buffers every body before a worker sees
+/// the request: uploads arrive as the file it wrote, small JSON bodies over the FastCGI stream.
+public enum RequestBody: Sendable, Equatable {
+    case none
+    /// Read from the FastCGI stream (bounded by the worker).
+    case bytes([UInt8])
+    /// The file nginx buffered the body into (`REQUEST_BODY_FILE`), on the media file system.
+    case file(path: String)
+    /// The stream could not be read within its bound.
+    case unreadable(AppError)
+}
+
 /// A request as the handlers see it: built from the FastCGI parameters nginx sent, with no
 /// C types. Header names are lower-case.
 public struct HTTPRequest: Sendable {
-    /// Which handler nginx routed this to (`fastcgi_param CAMEO_ROUTE`).
-    public var route: String
     public var method: String
-    /// The path of the original request URI, without the query.
+    /// The URI of the location nginx matched (`DOCUMENT_URI`): the route. For the auth_request
+    /// subrequest it is that location's, while `path` stays the client's.
+    public var documentURI: String
+    /// The path of the client's request URI, without the query.
     public var path: String
     /// The raw query string, without `?`.
     public var rawQuery: String
     public var headers: [String: String]
     /// nginx's `$request_id`, echoed in logs and 5xx bodies.
     public var requestID: String
-    /// The file nginx buffered the body into (`$request_body_file`), for upload routes.
-    public var bodyFile: String?
-    /// Other FastCGI parameters a handler may need (`REQUEST_BODY_FILE` and the like).
-    public var parameters: [String: String]
-    /// Reads the body from the FastCGI stream, bounded.
-    public var readBody: @Sendable (_ limit: Int) throws -> [UInt8]
+    public var body: RequestBody
 
     public init(
-        route: String, method: String, path: String, rawQuery: String, headers: [String: String], requestID: String,
-        bodyFile: String?, parameters: [String: String], readBody: @escaping @Sendable (Int) throws -> [UInt8]
+        method: String, documentURI: String, path: String, rawQuery: String = "", headers: [String: String] = [:], requestID: String = "-",
+        body: RequestBody = .none
     ) {
-        self.route = route
         self.method = method
+        self.documentURI = documentURI
         self.path = path
         self.rawQuery = rawQuery
         self.headers = headers
         self.requestID = requestID
-        self.bodyFile = bodyFile
-        self.parameters = parameters
-        self.readBody = readBody
+        self.body = body
     }
 
-    /// Builds a request from CGI parameters (`REQUEST_METHOD`, `REQUEST_URI`, `HTTP_*`, ...).
-    public init(cgi parameters: [String: String], readBody: @escaping @Sendable (Int) throws -> [UInt8]) {
+    /// Builds a request from CGI parameters (`REQUEST_METHOD`, `DOCUMENT_URI`, `REQUEST_URI`,
+    /// `HTTP_*`, ...).
+    public init(cgi parameters: [String: String], body: RequestBody) {
         var headers: [String: String] = [:]
         for (name, value) in parameters where name.hasPrefix("HTTP_") {
             headers[Self.headerName(cgi: name)] = value
@@ -45,13 +52,10 @@ public struct HTTPRequest: Sendable {
         if let length = parameters["CONTENT_LENGTH"], !length.isEmpty { headers["content-length"] = length }
         // nginx's `$http_host` (see nginx/snippets/cameo-fastcgi.conf): the Host header verbatim.
         if let host = parameters["CAMEO_HOST"], !host.isEmpty { headers["host"] = host }
-        let uri = parameters["REQUEST_URI"] ?? "/"
-        let (path, query) = Self.split(uri: uri)
-        let bodyFile = parameters["REQUEST_BODY_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        let (path, query) = Self.split(uri: parameters["REQUEST_URI"] ?? "/")
         self.init(
-            route: parameters["CAMEO_ROUTE"] ?? "", method: parameters["REQUEST_METHOD"] ?? "GET", path: path, rawQuery: query,
-            headers: headers, requestID: parameters["CAMEO_REQUEST_ID"] ?? "-", bodyFile: bodyFile, parameters: parameters,
-            readBody: readBody)
+            method: parameters["REQUEST_METHOD"] ?? "GET", documentURI: parameters["DOCUMENT_URI"] ?? path, path: path, rawQuery: query,
+            headers: headers, requestID: parameters["CAMEO_REQUEST_ID"] ?? "-", body: body)
     }
 
     /// `HTTP_X_FORWARDED_FOR` → `x-forwarded-for`.
@@ -68,6 +72,24 @@ public struct HTTPRequest: Sendable {
     static func split(uri: String) -> (String, String) {
         guard let mark = uri.firstIndex(of: "?") else { return (uri, "") }
         return (String(uri[..<mark]), String(uri[uri.index(after: mark)...]))
+    }
+
+    /// Requires one of `methods`, else 405.
+    func require(_ methods: String...) throws(AppError) {
+        guard methods.contains(method) else { throw .methodNotAllowed }
+    }
+
+    /// A small body read from the stream, at most `limit` bytes.
+    func smallBody(limit: Int) throws(AppError) -> [UInt8] {
+        switch body {
+        case .none: return []
+        case .bytes(let bytes):
+            guard bytes.count <= limit else { throw .tooLarge(limit: limit) }
+            return bytes
+        case .unreadable(let error): throw error
+        // A JSON route never has its body buffered to a file (see the nginx site).
+        case .file: throw .tooLarge(limit: limit)
+        }
     }
 
     /// The query parameters in order, percent-decoded (`+` is not a space in SigV4 URLs).
@@ -130,6 +152,9 @@ public struct HTTPResponse: Sendable {
         if let retryAfter = error.retryAfter { headers.append(("Retry-After", String(retryAfter))) }
         return .json(error.status, error.body(requestID: requestID), headers: headers)
     }
+
+    /// The first value of a header (case-insensitive name).
+    public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
 
     /// Standard reason phrases for the statuses Cameo answers with.
     public var reason: String {

@@ -1,74 +1,154 @@
-import CameoCore
+public import CameoCore
+public import CameoSystem
+import Imaging
+public import MediaStore
 import Scanning
 
-/// What `cameoctl sweep` did.
-public struct SweepReport: Sendable {
-    public var expiredUploads = 0
-    public var removedFiles: [String] = []
-    public var abandonedUploads = 0
-}
+/// `cameoctl sweep` (hourly): removes what uploads left behind (SPEC §3) and the versions no
+/// avatar points at any more. Needs the store and the media folders only: an unreadable token
+/// key or a scanner that is down does not stop it.
+public struct Sweeper: Sendable {
+    let store: any MediaStore
+    let root: MediaRoot
+    let files: AvatarFiles
+    /// Leftovers older than this are abandoned (`purge.abandoned_after_seconds`).
+    let abandonedAfterSeconds: Int
+    let clock: any TimeSource
 
-/// What `cameoctl rescan` did.
-public struct RescanReport: Sendable {
-    public var scanned = 0
-    public var unpublished: [(userID: String, mediaID: String, signature: String)] = []
-    public var unscannable: [String] = []
-}
+    public init(store: any MediaStore, config: Config, clock: any TimeSource = SystemClock()) {
+        self.store = store
+        root = MediaRoot(config.mediaRoot)
+        files = AvatarFiles(root: root, store: store)
+        abandonedAfterSeconds = config.abandonedAfterSeconds
+        self.clock = clock
+    }
 
-extension Application {
-    /// Removes what uploads left behind (SPEC §3): quarantine files, nginx body files and
-    /// staged renditions older than `purge.abandoned_after_seconds`; their uploads become
-    /// `rejected (scan_failed)`, and `pending_upload` rows as old become `expired`.
-    public func sweep(now: Int) throws -> SweepReport {
-        let cutoff = now - config.abandonedAfterSeconds
-        var report = SweepReport()
-        report.expiredUploads = try repository.expireUnused(olderThanSeconds: config.abandonedAfterSeconds)
-        report.abandonedUploads += try repository.rejectStale(olderThanSeconds: config.abandonedAfterSeconds)
-        try repository.purgeExpiredBookkeeping(now: now)
-        for (path, modified) in storage.files(in: storage.quarantineDirectory) where modified < cutoff {
-            storage.remove(path)
-            report.removedFiles.append(path)
-            let mediaID = String(path.split(separator: "/").last ?? "")
-            if try repository.rejectIfUnfinished(id: mediaID, reason: .scanFailed) { report.abandonedUploads += 1 }
+    public struct Report: Sendable {
+        public var expiredUploads = 0
+        public var abandonedUploads = 0
+        public var removedFiles: [String] = []
+    }
+
+    /// Quarantine files, nginx body files and hidden staging files older than the cutoff go;
+    /// their uploads become `rejected (scan_failed)`, and `pending_upload` rows as old become
+    /// `expired`. Every user folder is settled against the store: stable names repaired, and
+    /// versions no pointer names removed once their files are older than the cutoff.
+    public func sweep() throws -> Report {
+        let now = clock.epochSeconds
+        let cutoff = now - abandonedAfterSeconds
+        var report = Report()
+        report.expiredUploads = try store.expireUnused(createdBefore: cutoff)
+        report.abandonedUploads += try store.rejectStale(untouchedSince: cutoff)
+        try store.purgeBookkeeping(now: now)
+        for entry in Directory.entries(of: root.quarantine) where entry.kind == .file && entry.modified < cutoff {
+            FileSystem.remove(entry.path)
+            report.removedFiles.append(entry.path)
+            if let id = MediaID(entry.name), let media = try store.media(id: id), MediaTransition.reject.allows(from: media.state),
+                try store.apply(.reject(.scanFailed), to: id, from: media.state)
+            {
+                report.abandonedUploads += 1
+            }
         }
-        var leftovers = storage.files(in: storage.incomingDirectory)
-        for directory in storage.userDirectories() {
-            leftovers += storage.files(in: directory).filter { $0.path.hasSuffix(".tmp") }
+        for entry in Directory.entries(of: root.incoming) where entry.modified < cutoff {
+            FileSystem.remove(entry.path)
+            report.removedFiles.append(entry.path)
         }
-        for (path, modified) in leftovers where modified < cutoff {
-            storage.remove(path)
-            report.removedFiles.append(path)
+        for userID in files.userIDs() {
+            for path in files.leftovers(userID: userID, olderThan: cutoff) {
+                FileSystem.remove(path)
+                report.removedFiles.append(path)
+            }
+            try files.settle(userID: userID, prune: .olderThan(cutoff))
         }
         return report
     }
+}
 
-    /// Scans the published avatars changed since `since` (epoch seconds) again, after a
-    /// signature update, and unpublishes any the scanner now detects: files and pointer go,
-    /// the media row becomes `rejected (infected)` with the signature.
-    public func rescan(since: Int) throws -> RescanReport {
-        var report = RescanReport()
-        for avatar in try repository.avatars(updatedSince: since) {
-            let largest = avatar.sizes.max() ?? 0
+/// `cameoctl rescan`: scans the published avatars again after a signature update and takes
+/// down any the scanner now detects (pointer and files go; the record becomes
+/// `rejected (infected)` with the signature).
+public struct Rescanner: Sendable {
+    let store: any MediaStore
+    let files: AvatarFiles
+    let scanner: any VirusScanner
+    let maxBytes: Int
+
+    public init(store: any MediaStore, config: Config, scanner: (any VirusScanner)? = nil) {
+        self.store = store
+        files = AvatarFiles(root: MediaRoot(config.mediaRoot), store: store)
+        self.scanner = scanner ?? configuredScanner(config, clock: SystemClock()).0
+        maxBytes = config.limits.maxUploadBytes
+    }
+
+    public struct Report: Sendable {
+        public var scanned = 0
+        public var unpublished: [(userID: String, mediaID: String, signature: String)] = []
+        public var unscannable: [String] = []
+    }
+
+    /// Avatars published since `since` (epoch seconds).
+    public func rescan(since: Int) throws -> Report {
+        var report = Report()
+        for avatar in try store.avatars(publishedSince: since) {
             var detected: String? = nil
             for size in avatar.sizes {
-                let path = storage.userDirectory(avatar.userID) + "/" + MediaStorage.fileName(size: size, largest: largest)
-                guard let bytes = try? storage.read(path, limit: config.limits.maxUploadBytes) else { continue }
+                guard let bytes = try? files.read(avatar, size: size, limit: maxBytes) else { continue }
                 do {
-                    if case .infected(let signature) = try scanner.scan(bytes, mediaID: avatar.mediaID) { detected = signature }
+                    if case .infected(let signature) = try scanner.scan(bytes, mediaID: avatar.mediaID.rawValue) { detected = signature }
                 } catch {
-                    report.unscannable.append(avatar.mediaID)
+                    report.unscannable.append(avatar.mediaID.rawValue)
                 }
                 if detected != nil { break }
             }
             report.scanned += 1
-            guard let signature = detected else { continue }
-            try repository.withAvatarLock(userID: avatar.userID) {
-                if try repository.unpublish(userID: avatar.userID, mediaID: avatar.mediaID, signature: signature) {
-                    storage.removeAvatar(userID: avatar.userID, sizes: avatar.sizes)
-                    report.unpublished.append((avatar.userID, avatar.mediaID, signature))
-                }
-            }
+            guard let signature = detected, try store.unpublish(userID: avatar.userID, mediaID: avatar.mediaID, signature: signature) else { continue }
+            try files.settle(userID: avatar.userID, prune: .all)
+            report.unpublished.append((avatar.userID, avatar.mediaID.rawValue, signature))
         }
         return report
+    }
+}
+
+/// `cameoctl scan-retry` (the retrier service): uploads that met a scanner which was down
+/// wait in `scanning`; this takes the ones whose retry is due back into the pipeline.
+public struct ScanRetrier: Sendable {
+    let store: any MediaStore
+    let pipeline: UploadPipeline
+    /// How long a lease holds: the scan timeout plus a margin; a retrier that dies releases
+    /// its uploads then.
+    let leaseSeconds: Int
+    let clock: any TimeSource
+
+    init(store: any MediaStore, pipeline: UploadPipeline, leaseSeconds: Int, clock: any TimeSource) {
+        self.store = store
+        self.pipeline = pipeline
+        self.leaseSeconds = leaseSeconds
+        self.clock = clock
+    }
+
+    /// The retrier of a configuration: the pipeline and the scanner, nothing of the HTTP side.
+    public init(store: any MediaStore, config: Config, clock: any TimeSource = SystemClock()) {
+        self.init(
+            store: store, pipeline: UploadPipeline(config: config, store: store, clock: clock), leaseSeconds: config.scanner.timeoutSeconds + 60,
+            clock: clock)
+    }
+
+    /// Runs the retries that are due; returns how many it tried.
+    public func retryDue(limit: Int = 20) throws -> Int {
+        let now = clock.epochSeconds
+        var tried = 0
+        for media in try store.dueScans(now: now, limit: limit) {
+            guard let dueAt = media.nextScanAt, try store.leaseScan(id: media.id, dueAt: dueAt, until: now + leaseSeconds) else { continue }
+            tried += 1
+            do {
+                _ = try pipeline.advance(media, with: .retry)
+            } catch let error as AppError {
+                Log.message("retried scan of \(media.id): \(error.code.rawValue)")
+            } catch let error as SystemError where error.isNotFound {
+                // The quarantined bytes are gone (swept); the pipeline rejected the upload.
+                Log.message("retried scan of \(media.id): bytes gone")
+            }
+        }
+        return tried
     }
 }

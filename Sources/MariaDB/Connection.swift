@@ -49,6 +49,10 @@ public final class Connection {
 
     deinit { disconnect() }
 
+    /// CLIENT_FOUND_ROWS: an UPDATE reports the rows its WHERE matched, not only those whose
+    /// values changed, so a guarded update that sets a value already there still says it won.
+    private static let clientFoundRows: UInt = 2
+
     /// Calls `mysql_library_init` once per process, before any thread uses the library.
     public static func initializeLibrary() {
         mysql_server_init(0, nil, nil)
@@ -76,7 +80,27 @@ public final class Connection {
     }
 
     /// Runs `body` inside a transaction: committed when it returns, rolled back when it throws.
-    public func transaction<T>(_ body: () throws -> T) throws -> T {
+    ///
+    /// A transaction that loses a conflict runs again whole, up to `attempts` times, after a
+    /// short random pause: the server's deadlock or lock-wait verdict (1213, 1205) at any
+    /// statement or at COMMIT (a Galera node reports a write set that lost certification to
+    /// another node's this way, at COMMIT), or a `TransactionConflict` thrown by `body` when
+    /// one of its guarded statements found the row changed under it. Only a COMMIT that
+    /// succeeded counts: the result is returned after it.
+    public func transaction<T>(attempts: Int = 5, _ body: () throws -> T) throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try transactionOnce(body)
+            } catch let error where attempt < attempts && (error is TransactionConflict || (error as? DatabaseError)?.isRolledBack == true) {
+                attempt += 1
+                // 1-8 ms, so two retrying writers do not collide again in lockstep.
+                usleep(UInt32.random(in: 1_000...8_000))
+            }
+        }
+    }
+
+    private func transactionOnce<T>(_ body: () throws -> T) throws -> T {
         try execute("START TRANSACTION")
         inTransaction = true
         defer { inTransaction = false }
@@ -153,9 +177,13 @@ public final class Connection {
         // checks of a new upload) are consistent reads that take no gap locks, so concurrent
         // uploads of different users do not deadlock on the media_files index.
         mysql_options(mysql, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        // Causal reads on a Galera cluster: a read waits until this node has applied what other
+        // nodes committed before it, so a worker that reads the avatar pointer after another
+        // node's publish sees it. A server without wsrep accepts the setting and ignores it.
+        mysql_options(mysql, MYSQL_INIT_COMMAND, "SET SESSION wsrep_sync_wait = 1")
         let ok = mysql_real_connect(
             mysql, options.unixSocket == nil ? options.host : "localhost", options.user, options.password,
-            options.database, options.port, options.unixSocket, 0)
+            options.database, options.port, options.unixSocket, Self.clientFoundRows)
         guard ok != nil else {
             let error = DatabaseError.connect(code: mysql_errno(mysql), message: String(cString: mysql_error(mysql)))
             mysql_close(mysql)

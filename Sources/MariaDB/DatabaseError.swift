@@ -18,6 +18,12 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// An INSERT found the key taken (ER_DUP_ENTRY 1062).
+    public var isDuplicateKey: Bool {
+        if case .server(let code, _, _) = self { return code == 1062 }
+        return false
+    }
+
     /// The server rolled the statement back (ER_LOCK_DEADLOCK 1213, ER_LOCK_WAIT_TIMEOUT 1205).
     var isRolledBack: Bool {
         if case .server(let code, _, _) = self { return code == 1213 || code == 1205 }
@@ -31,4 +37,13 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         case .parameterCount(let expected, let given): return "statement takes \(expected) parameters, \(given) given"
         }
     }
+}
+
+/// Thrown by a transaction's body when one of its guarded statements found that another
+/// writer changed the row first (a versioned update matched nothing): `Connection.transaction`
+/// then runs the whole body again on fresh reads.
+public struct TransactionConflict: Error, Sendable, CustomStringConvertible {
+    public let what: String
+    public init(_ what: String) { self.what = what }
+    public var description: String { "transaction conflict: \(what)" }
 }

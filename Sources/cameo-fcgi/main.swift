@@ -1,11 +1,15 @@
-// cameo-fcgi: one FastCGI worker process. The pool (spawn-fcgi + multiwatch, or systemd)
+// cameo-fcgi: one FastCGI worker process. The pool (deploy/cameo-pool: spawn-fcgi + multiwatch)
 // hands it the listening socket on fd 0, restarts it when it exits, and the worker exits on
 // its own after `worker.max_requests` requests so no leak or fragmentation outlives it.
+//
+// This file is the composition root: it reads the config, opens the MariaDB store, builds the
+// service, and feeds it one request at a time.
 import CameoCore
 import CameoService
+import CameoSystem
 import FastCGI
 import MariaDB
-import CameoSystem
+import MariaDBStore
 
 func fail(_ message: String, code: Int32) -> Never {
     SystemProcess.writeError("cameo-fcgi: \(message)")
@@ -23,10 +27,10 @@ do {
 }
 
 Connection.initializeLibrary()
-let application: Application
+let service: Service
 let server: FastCGIServer
 do {
-    application = try Application(config: config)
+    service = try Service(config: config, store: MariaDBMediaStore(config.database))
     server = try FastCGIServer()
 } catch {
     fail("cannot start: \(error)", code: 70)
@@ -36,27 +40,22 @@ FastCGIServer.installGracefulStop()
 var served = 0
 while served < config.maxRequestsPerWorker && !FastCGIServer.stopRequested {
     let accepted = server.acceptNext { fcgi in
-        // The body stream can only be read while the FastCGI request is open, so routes that
-        // take a small body over the stream (JSON) get it read here, up front; nginx hands
-        // uploads over as a file instead.
+        // The body stream can only be read while the FastCGI request is open, so a small body
+        // (JSON) is read here, up front; nginx hands uploads over as a file instead.
         let parameters = fcgi.parameters
-        let streamsBody = (parameters["REQUEST_BODY_FILE"] ?? "").isEmpty
-            && ["POST", "PUT"].contains(parameters["REQUEST_METHOD"] ?? "")
-        var body: Result<[UInt8], FastCGIError> = .success([])
-        if streamsBody {
+        let body: RequestBody
+        if let file = parameters["REQUEST_BODY_FILE"], !file.isEmpty {
+            body = .file(path: file)
+        } else if ["POST", "PUT"].contains(parameters["REQUEST_METHOD"] ?? "") {
             do throws(FastCGIError) {
-                body = .success(try fcgi.readBody(limit: config.limits.maxUploadBytes))
+                body = .bytes(try fcgi.readBody(limit: config.limits.maxUploadBytes))
             } catch {
-                body = .failure(error)
+                if case .bodyTooLarge(let limit) = error { body = .unreadable(.tooLarge(limit: limit)) } else { body = .unreadable(.internalError) }
             }
+        } else {
+            body = .none
         }
-        let received = body
-        let request = HTTPRequest(cgi: parameters) { limit in
-            let bytes = try received.get()
-            guard bytes.count <= limit else { throw AppError.tooLarge(limit: limit) }
-            return bytes
-        }
-        let response = application.handle(request)
+        let response = service.router.respond(to: HTTPRequest(cgi: parameters, body: body))
         do {
             try fcgi.respond(status: response.status, reason: response.reason, headers: response.headers, body: response.body)
         } catch {

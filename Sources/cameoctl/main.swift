@@ -3,8 +3,10 @@
 import ArgumentParser
 import CameoCore
 import CameoService
-import MariaDB
 import CameoSystem
+import MariaDB
+import MariaDBStore
+import MediaStore
 
 @main
 struct CameoCtl: ParsableCommand {
@@ -25,12 +27,10 @@ func loadConfig() throws -> Config {
     }
 }
 
-func connect(_ config: Config) -> Connection {
+/// The store of the configured database; each command opens only what it uses.
+func openStore(_ config: Config) -> MariaDBMediaStore {
     Connection.initializeLibrary()
-    return Connection(
-        options: ConnectOptions(
-            unixSocket: config.database.socket, host: config.database.host, port: UInt32(config.database.port),
-            user: config.database.user, password: config.database.password, database: config.database.name))
+    return MariaDBMediaStore(config.database)
 }
 
 struct Migrate: ParsableCommand {
@@ -39,7 +39,8 @@ struct Migrate: ParsableCommand {
 
     func run() throws {
         let config = try loadConfig()
-        let applied = try Migrator(db: connect(config), directory: directory).migrate()
+        Connection.initializeLibrary()
+        let applied = try Migrator(db: Connection(options: ConnectOptions(config.database)), directory: directory).migrate()
         print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
     }
 }
@@ -76,7 +77,7 @@ struct Revoke: ParsableCommand {
 
     func run() throws {
         let config = try loadConfig()
-        try MediaRepository(db: connect(config)).revoke(jti: jti, expiresAt: expiresAt)
+        try openStore(config).revoke(jti: jti, expiresAt: expiresAt)
         print("revoked \(jti)")
     }
 }
@@ -87,8 +88,8 @@ struct ShowMedia: ParsableCommand {
 
     func run() throws {
         let config = try loadConfig()
-        guard let media = try MediaRepository(db: connect(config)).media(id: id) else { throw ValidationError("no media \(id)") }
-        print("id=\(media.id) user=\(media.userID) state=\(media.state.rawValue) reject_reason=\(media.rejectReason ?? "-") type=\(media.declaredType) declared_bytes=\(media.declaredBytes) url=\(media.cdnURL ?? "-")")
+        guard let mediaID = MediaID(id), let media = try openStore(config).media(id: mediaID) else { throw ValidationError("no media \(id)") }
+        print("id=\(media.id) user=\(media.userID) state=\(media.state.rawValue) reject_reason=\(media.rejectReason?.rawValue ?? "-") type=\(media.declaredType) declared_bytes=\(media.declaredBytes) url=\(media.cdnURL ?? "-")")
     }
 }
 
@@ -123,11 +124,11 @@ struct ScanRetry: ParsableCommand {
     @Option(help: "Seconds between checks with --loop.") var interval = 2
 
     func run() throws {
-        Connection.initializeLibrary()
-        let application = try Application(config: try loadConfig())
+        let config = try loadConfig()
+        let retrier = ScanRetrier(store: openStore(config), config: config)
         repeat {
             do {
-                let tried = try application.retryDueScans()
+                let tried = try retrier.retryDue()
                 if !loop { print("retried \(tried) scan(s)") }
             } catch where loop {
                 // The database may be down for a moment; the next round tries again.
@@ -142,8 +143,8 @@ struct Sweep: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove abandoned quarantine files and expire unused upload URLs (purge.abandoned_after_seconds).")
     func run() throws {
-        Connection.initializeLibrary()
-        let report = try Application(config: try loadConfig()).sweep(now: SystemClock().epochSeconds)
+        let config = try loadConfig()
+        let report = try Sweeper(store: openStore(config), config: config).sweep()
         print("expired \(report.expiredUploads) unused upload(s); removed \(report.removedFiles.count) file(s); rejected \(report.abandonedUploads) abandoned upload(s)")
         for path in report.removedFiles { print("  removed \(path)") }
     }
@@ -160,8 +161,8 @@ struct Rescan: ParsableCommand {
             guard let parsed = epochSeconds(isoDate: since) else { throw ValidationError("--since takes a date, YYYY-MM-DD") }
             epoch = parsed
         }
-        Connection.initializeLibrary()
-        let report = try Application(config: try loadConfig()).rescan(since: epoch)
+        let config = try loadConfig()
+        let report = try Rescanner(store: openStore(config), config: config).rescan(since: epoch)
         print("scanned \(report.scanned) avatar(s); unpublished \(report.unpublished.count); could not scan \(report.unscannable.count)")
         for item in report.unpublished { print("  unpublished user=\(item.userID) media=\(item.mediaID) signature=\(item.signature)") }
         if !report.unscannable.isEmpty { throw ExitCode(2) }

@@ -38,15 +38,15 @@ import Testing
 }
 
 @Suite struct HTTPRequestTests {
-    func request(_ parameters: [String: String]) -> HTTPRequest { HTTPRequest(cgi: parameters) { _ in [] } }
+    func request(_ parameters: [String: String]) -> HTTPRequest { HTTPRequest(cgi: parameters, body: .none) }
 
     @Test func buildsFromCGIParameters() {
         let made = request([
-            "REQUEST_METHOD": "PUT", "REQUEST_URI": "/uploads/abc?X-Amz-Credential=k%2F2026&b=%3B&flag",
+            "REQUEST_METHOD": "PUT", "REQUEST_URI": "/uploads/abc?X-Amz-Credential=k%2F2026&b=%3B&flag", "DOCUMENT_URI": "/_cameo/verify-upload",
             "HTTP_X_FORWARDED_FOR": "10.0.0.1", "CONTENT_TYPE": "image/png", "HTTP_HOST": "example", "CAMEO_HOST": "example:8080",
-            "HTTP_COOKIE": "a=1; access_token=tok.en; b=2", "CAMEO_ROUTE": "upload", "REQUEST_BODY_FILE": "",
+            "HTTP_COOKIE": "a=1; access_token=tok.en; b=2",
         ])
-        #expect(made.method == "PUT" && made.route == "upload")
+        #expect(made.method == "PUT" && made.documentURI == "/_cameo/verify-upload")
         #expect(made.path == "/uploads/abc")
         #expect(made.queryItems.map { "\($0.0)=\($0.1)" } == ["X-Amz-Credential=k/2026", "b=;", "flag="])
         #expect(made.headers["x-forwarded-for"] == "10.0.0.1")
@@ -55,23 +55,5 @@ import Testing
         #expect(made.headers["host"] == "example:8080")
         #expect(made.cookie("access_token") == "tok.en")
         #expect(made.cookie("missing") == nil)
-        #expect(made.bodyFile == nil)
-    }
-}
-
-@Suite struct MigratorTests {
-    @Test func splitsStatementsAtLineEndSemicolons() {
-        let text = """
-            -- a comment; with a semicolon
-            CREATE TABLE a (
-                x INT -- trailing; comment
-            );
-
-            INSERT INTO a VALUES (1);
-            """
-        let statements = Migrator.statements(in: text)
-        #expect(statements.count == 2)
-        #expect(statements[0].hasPrefix("CREATE TABLE a ("))
-        #expect(statements[1] == "INSERT INTO a VALUES (1)")
     }
 }

@@ -12,6 +12,7 @@ import os
 import random
 import struct
 import subprocess
+import time
 import zlib
 
 import pytest
@@ -88,6 +89,26 @@ def media_state(stack, user, media_id):
 
 def user_dir(stack, user):
     return os.path.join(stack.media_root, "profile-media", user)
+
+
+STABLE_NAMES = ["avatar-128.webp", "avatar-256.webp", "avatar-64.webp", "avatar.webp"]
+
+
+def version_of(result):
+    return result["avatar_url"].split("?v=")[1]
+
+
+def assert_folder_shows(folder, current, kept=()):
+    """The user's folder holds the stable names, each a link to the current version's file of
+    its size, and the files of `current` and of the `kept` (older) versions, and nothing else."""
+    names = sorted(os.listdir(folder))
+    expected = set(STABLE_NAMES)
+    for version in (current, *kept):
+        expected |= {name.replace(".webp", f".{version}.webp") for name in STABLE_NAMES}
+    assert names == sorted(expected), names
+    for name in STABLE_NAMES:
+        path = os.path.join(folder, name)
+        assert os.path.islink(path) and os.readlink(path) == name.replace(".webp", f".{current}.webp"), (name, os.readlink(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -686,7 +707,7 @@ def test_failed_upload_leaves_previous_avatar_and_no_temporary_files(stack, user
     before = {url.split("?")[0]: fetch(url) for url in urls}
     folder = user_dir(stack, user)
     files_before = sorted(os.listdir(folder))
-    assert files_before == ["avatar-128.webp", "avatar-256.webp", "avatar-64.webp", "avatar.webp"]
+    assert_folder_shows(folder, version_of(first))
 
     broken = truncated("jpeg")
     # Through the presigned URL, through the multipart route, and a crop that cannot fit.
@@ -711,14 +732,26 @@ def test_failed_upload_leaves_previous_avatar_and_no_temporary_files(stack, user
 
 def test_replacing_an_avatar_leaves_no_temporary_files(stack, user):
     first = assert_ready(post_avatar(stack, user, encode(Image.new("RGB", (200, 200), RED), "PNG"), "image/png"))
+    old_bytes = fetch(first["avatar_url"])
     second = assert_ready(post_avatar(stack, user, encode(Image.new("RGB", (200, 200), BLUE), "PNG"), "image/png"))
     assert first["avatar_url"] != second["avatar_url"]
     folder = user_dir(stack, user)
-    assert sorted(os.listdir(folder)) == ["avatar-128.webp", "avatar-256.webp", "avatar-64.webp", "avatar.webp"]
+    # The stable names point at the new version; the old one's files stay until the sweeper.
+    assert_folder_shows(folder, version_of(second), kept=[version_of(first)])
     for size in OUTPUT_SIZES:
         assert close(region_mean(published_image(second, size).convert("RGB"), (0, 0, size, size)), BLUE, 30)
-    # The old version's URL (other ?v=) now serves the new bytes: one file per size.
-    assert requests.get(first["avatar_url"]).content == fetch(second["avatar_url"])
+    assert requests.get(first["avatar_url"].split("?")[0]).content == fetch(second["avatar_url"])
+    # A versioned URL serves exactly its version: the old one still shows the old avatar...
+    assert fetch(first["avatar_url"]) == old_bytes
+    # ...until the sweeper removes versions no pointer names (once they are old enough).
+    day_ago = time.time() - 2 * 86400
+    for name in os.listdir(folder):
+        if version_of(first) in name:
+            os.utime(os.path.join(folder, name), (day_ago, day_ago))
+    stack.ctl("sweep")
+    assert_folder_shows(folder, version_of(second))
+    assert requests.get(first["avatar_url"]).status_code == 404
+    assert fetch(second["avatar_url"]) == requests.get(second["avatar_url"].split("?")[0]).content
 
 
 # --------------------------------------------------------------------------------------------
@@ -728,7 +761,7 @@ def test_replacing_an_avatar_leaves_no_temporary_files(stack, user):
 def test_delete_removes_every_file_and_the_folder(stack, user):
     result = assert_ready(presign_and_put(stack, user, encode(quadrant_card(), "JPEG", quality=90), "image/jpeg")[1])
     folder = user_dir(stack, user)
-    assert sorted(os.listdir(folder)) == ["avatar-128.webp", "avatar-256.webp", "avatar-64.webp", "avatar.webp"]
+    assert_folder_shows(folder, version_of(result))
     urls = [result["avatar_url"]] + list(result["variants"].values())
     response = requests.delete(stack.url("/api/v1/profile/me/avatar"), headers=auth(stack, user))
     assert response.status_code == 204, response.text

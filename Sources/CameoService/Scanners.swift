@@ -1,19 +1,20 @@
-import CameoCore
+public import CameoCore
 import CameoCrypto
-import Scanning
+public import CameoSystem
+public import Scanning
 
 /// Whatever decides that an upload is clean (SPEC §3). `scan` either gives a verdict now,
 /// returns nil when the verdict will arrive later by callback (external scanner), or throws
 /// when no verdict can be had now (scanner down, timed out, nonsense): the caller retries.
-protocol VirusScanner {
+public protocol VirusScanner: Sendable {
     func scan(_ bytes: [UInt8], mediaID: String) throws -> ScanVerdict?
     /// For `/health/avatar`: "up", "down", or "external" (not ours to probe).
     func healthStatus() -> String
 }
 
 extension ClamdClient: VirusScanner {
-    func scan(_ bytes: [UInt8], mediaID: String) throws -> ScanVerdict? { try scan(bytes) }
-    func healthStatus() -> String { ping() ? "up" : "down" }
+    public func scan(_ bytes: [UInt8], mediaID: String) throws -> ScanVerdict? { try scan(bytes) }
+    public func healthStatus() -> String { ping() ? "up" : "down" }
 }
 
 /// External scanning service mode: the upload is announced by an HTTP POST of
@@ -24,11 +25,12 @@ struct ExternalScanner: VirusScanner {
     let announcer: ScanAnnouncer
     let links: QuarantineLinks
     let publicBaseURL: String
+    let clock: any TimeSource
     /// Lifetime of a download link: long enough for a queue in front of the scanner.
     static let linkLifetime = 900
 
     func scan(_ bytes: [UInt8], mediaID: String) throws -> ScanVerdict? {
-        let expires = Application.now() + Self.linkLifetime
+        let expires = clock.epochSeconds + Self.linkLifetime
         let body = JSONValue.object([
             ("media_id", .string(mediaID)),
             ("download_url", .string(publicBaseURL + links.path(mediaID: mediaID, expires: expires))),
@@ -44,7 +46,7 @@ struct ExternalScanner: VirusScanner {
 
 /// Signed, expiring links to one quarantined upload, for the external scanner, and the HMAC
 /// check of its callbacks. Both use `scanner.callback_secret`.
-struct QuarantineLinks {
+struct QuarantineLinks: Sendable {
     let secret: [UInt8]
 
     func signature(mediaID: String, expires: Int) -> String {
@@ -55,8 +57,8 @@ struct QuarantineLinks {
         "/quarantine-download/\(mediaID)?expires=\(expires)&signature=\(signature(mediaID: mediaID, expires: expires))"
     }
 
-    func verify(mediaID: String, expires: Int, signature: String, now: Int) -> Bool {
-        let expected = self.signature(mediaID: mediaID, expires: expires)
+    func verify(mediaID: MediaID, expires: Int, signature: String, now: Int) -> Bool {
+        let expected = self.signature(mediaID: mediaID.rawValue, expires: expires)
         return Digest.constantTimeEquals(Array(expected.utf8), Array(signature.utf8)) && now < expires
     }
 
@@ -64,5 +66,20 @@ struct QuarantineLinks {
     func verifyCallback(timestamp: String, body: [UInt8], signature: String) -> Bool {
         let expected = Digest.hmacSHA256(key: secret, Array("\(timestamp).".utf8) + body).hexString
         return Digest.constantTimeEquals(Array(expected.utf8), Array(signature.lowercased().utf8))
+    }
+}
+
+/// The scanner the configuration names, and (external mode only) its links: the callback and
+/// download routes exist only then (404 otherwise), so a leftover secret cannot mark a
+/// clamd-mode upload clean.
+func configuredScanner(_ config: Config, clock: any TimeSource) -> (any VirusScanner, QuarantineLinks?) {
+    switch config.scanner.mode {
+    case .clamd:
+        return (ClamdClient(socketPath: config.scanner.clamdSocket, timeoutSeconds: config.scanner.timeoutSeconds), nil)
+    case .external:
+        // Config validation guarantees the URL and the secret in external mode.
+        let links = QuarantineLinks(secret: Array((config.scanner.callbackSecret ?? "").utf8))
+        let announcer = ScanAnnouncer(url: config.scanner.externalURL ?? "", timeoutSeconds: config.scanner.timeoutSeconds)
+        return (ExternalScanner(announcer: announcer, links: links, publicBaseURL: config.publicBaseURL, clock: clock), links)
     }
 }

@@ -1,0 +1,157 @@
+public import CameoCore
+import CameoSystem
+import MediaStore
+
+/// One case per nginx location that passes to a worker (nginx/sites-available/cameo.conf.in).
+/// The route is read from the location nginx matched (`DOCUMENT_URI`), so the site names no
+/// route of its own and cannot disagree with this enum.
+public enum Route: Equatable, Sendable {
+    /// `POST /users/me/avatar/upload`
+    case presign
+    /// `auth_request` subrequest of `PUT /uploads/{id}`, before nginx reads the body.
+    case verifyUpload(MediaID)
+    /// `PUT /uploads/{id}`, once nginx has buffered the body.
+    case upload(MediaID)
+    /// `GET /media/{id}`
+    case mediaStatus(MediaID)
+    /// `GET|POST|DELETE /api/v1/profile/me/avatar`
+    case profile
+    /// `POST /media/virus-scan-callback`
+    case scanCallback
+    /// `GET /quarantine-download/{id}`
+    case quarantineDownload(MediaID)
+    /// `GET /health/avatar`
+    case health
+
+    /// The internal location nginx's `auth_request` calls.
+    public static let verifyUploadLocation = "/_cameo/verify-upload"
+
+    /// The route of a request, or nil for a path no Cameo location passes on.
+    public init?(_ request: HTTPRequest) {
+        let uri = request.documentURI
+        switch uri {
+        case "/users/me/avatar/upload": self = .presign
+        case "/api/v1/profile/me/avatar": self = .profile
+        case "/media/virus-scan-callback": self = .scanCallback
+        case "/health/avatar": self = .health
+        case Self.verifyUploadLocation:
+            // A subrequest: the upload's own path is the client's request URI.
+            guard let id = Self.mediaID(in: request.path, after: "/uploads/") else { return nil }
+            self = .verifyUpload(id)
+        default:
+            if let id = Self.mediaID(in: uri, after: "/uploads/") {
+                self = .upload(id)
+            } else if let id = Self.mediaID(in: uri, after: "/media/") {
+                self = .mediaStatus(id)
+            } else if let id = Self.mediaID(in: uri, after: "/quarantine-download/") {
+                self = .quarantineDownload(id)
+            } else {
+                return nil
+            }
+        }
+    }
+
+    private static func mediaID(in path: String, after prefix: String) -> MediaID? {
+        guard path.hasPrefix(prefix) else { return nil }
+        return MediaID(path.dropFirst(prefix.count))
+    }
+}
+
+/// Dispatches each request to its route's handler, maps every error to HTTP once, and writes
+/// the request's log line.
+public struct Router: Sendable {
+    let presign: PresignHandler
+    let verifyUpload: VerifyUploadHandler
+    let upload: UploadHandler
+    let mediaStatus: MediaStatusHandler
+    let profile: ProfileHandler
+    /// Only in external scanner mode; otherwise its routes answer 404.
+    let externalScanner: (callback: ScanCallbackHandler, download: QuarantineDownloadHandler)?
+    let health: HealthHandler
+    let clock: any TimeSource
+    /// For the 413 of a quarantined file over the limit.
+    let maxUploadBytes: Int
+
+    /// Handles one request. Never throws: every failure becomes a JSON error response.
+    public func respond(to request: HTTPRequest) -> HTTPResponse {
+        let started = clock.monotonicMilliseconds
+        let route = Route(request)
+        var response: HTTPResponse
+        var logged: String? = nil
+        do {
+            guard let route else { throw AppError.notFound }
+            response = try dispatch(route, request)
+        } catch {
+            let refusal: AppError
+            if let error = error as? AppError {
+                refusal = error
+            } else {
+                // Internal detail goes to the log only; the client gets the request id.
+                logged = String(describing: error)
+                refusal = classify(error)
+            }
+            response = .error(refusal, requestID: request.requestID)
+            if case .verifyUpload = route { response = VerifyUploadHandler.denial(refusal, requestID: request.requestID) }
+        }
+        Log.request(request, route: route, status: response.status, milliseconds: clock.monotonicMilliseconds - started, error: logged)
+        return response
+    }
+
+    private func dispatch(_ route: Route, _ request: HTTPRequest) throws -> HTTPResponse {
+        switch route {
+        case .presign: return try presign.handle(request)
+        case .verifyUpload(let id): return try verifyUpload.handle(request, mediaID: id)
+        case .upload(let id): return try upload.handle(request, mediaID: id)
+        case .mediaStatus(let id): return try mediaStatus.handle(request, mediaID: id)
+        case .profile: return try profile.handle(request)
+        case .scanCallback:
+            guard let externalScanner else { throw AppError.notFound }
+            return try externalScanner.callback.handle(request)
+        case .quarantineDownload(let id):
+            guard let externalScanner else { throw AppError.notFound }
+            return try externalScanner.download.handle(request, mediaID: id)
+        case .health: return health.handle(request)
+        }
+    }
+
+    /// Dependency failures become 503 with `Retry-After`; anything else is a 500.
+    func classify(_ error: any Error) -> AppError {
+        switch error {
+        case is StoreError: return .unavailable("database")
+        case let error as SystemError where error.isTooLarge: return .tooLarge(limit: maxUploadBytes)
+        case is SystemError: return .unavailable("storage")
+        default: return .internalError
+        }
+    }
+}
+
+/// One structured line per request on standard error (journald keeps it), keyed by nginx's
+/// request id, with the error code of a refusal. Secrets, tokens and query strings (which
+/// carry signatures) are never logged.
+enum Log {
+    static func request(_ request: HTTPRequest, route: Route?, status: Int, milliseconds: Int, error: String?) {
+        var line = "level=\(status >= 500 ? "error" : "info") request_id=\(request.requestID) route=\(route.map(name) ?? "none")"
+        line += " method=\(request.method) path=\(request.path) status=\(status) ms=\(milliseconds) pid=\(SystemProcess.id)"
+        if let error { line += " error=\(quoted(error))" }
+        SystemProcess.writeError(line)
+    }
+
+    static func message(_ text: String) { SystemProcess.writeError("level=info msg=\(quoted(text)) pid=\(SystemProcess.id)") }
+
+    static func quoted(_ text: String) -> String {
+        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: " ") + "\""
+    }
+
+    private static func name(_ route: Route) -> String {
+        switch route {
+        case .presign: "presign"
+        case .verifyUpload: "verify_upload"
+        case .upload: "upload"
+        case .mediaStatus: "media_status"
+        case .profile: "profile"
+        case .scanCallback: "scan_callback"
+        case .quarantineDownload: "quarantine_download"
+        case .health: "health"
+        }
+    }
+}
