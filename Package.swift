@@ -86,7 +86,8 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], swiftSettings: swiftSettings),
         .testTarget(name: "ScanningTests", dependencies: ["Scanning"], swiftSettings: swiftSettings),
         .target(
-            name: "CameoTesting", dependencies: ["MediaStore", "CameoCore", "CameoSystem"], path: "Tests/CameoTesting",
+            name: "CameoTesting", dependencies: ["MediaStore", "CameoCore", "CameoCrypto", "CameoSystem", "CameoService", "Scanning"],
+            path: "Tests/CameoTesting",
             swiftSettings: swiftSettings),
         .testTarget(
             name: "CameoServiceTests", dependencies: ["CameoService", "CameoTesting", "MediaStore", "CameoCore", "CameoSystem", "Imaging", "Scanning"],

@@ -102,8 +102,10 @@ public struct JWTVerifier: Sendable {
 
 /// Mints HS256 tokens for development and tests (`cameoctl token`).
 public enum JWTMinter {
-    public static func hs256(secret: String, userID: String, ttlSeconds: Int, now: Int, issuer: String?, audience: String?) -> (token: String, jti: String) {
-        let jti = Digest.randomBytes(16).hexString
+    public static func hs256(
+        secret: String, userID: String, ttlSeconds: Int, now: Int, issuer: String?, audience: String?, tokenID: String? = nil
+    ) -> (token: String, jti: String) {
+        let jti = tokenID ?? Digest.randomBytes(16).hexString
         var claims: [(String, JSONValue)] = [
             ("sub", .string(userID)), ("iat", .int(now)), ("exp", .int(now + ttlSeconds)), ("jti", .string(jti)),
         ]

@@ -72,12 +72,17 @@ public enum PipelineOutcome: Sendable, Equatable {
     case rejected(AppError)
 }
 
-/// Test seams of the pipeline.
+/// Test seams of the pipeline: the race tests pause publishers here.
 public struct PipelineHooks: Sendable {
+    /// Runs when the version's files are written, just before the publishing transaction.
+    public var beforePublish: (@Sendable (MediaID) -> Void)?
     /// Runs after a publish committed and before the files are pointed at it.
     public var afterPublishCommit: (@Sendable (MediaID) -> Void)?
 
-    public init(afterPublishCommit: (@Sendable (MediaID) -> Void)? = nil) { self.afterPublishCommit = afterPublishCommit }
+    public init(beforePublish: (@Sendable (MediaID) -> Void)? = nil, afterPublishCommit: (@Sendable (MediaID) -> Void)? = nil) {
+        self.beforePublish = beforePublish
+        self.afterPublishCommit = afterPublishCommit
+    }
 }
 
 /// The one way an upload moves through the state machine (`MediaTransition`): every way an
@@ -238,6 +243,7 @@ public struct UploadPipeline: Sendable {
                 mime: renditions.format.mimeType, width: renditions.sourceWidth, height: renditions.sourceHeight, bytes: data.count,
                 sha256: Digest.sha256(data).hexString),
             processingMilliseconds: clock.monotonicMilliseconds - started)
+        hooks.beforePublish?(media.id)
         guard try store.publish(publication) else { throw AppError.urlUsed }
         media.state = .ready
         FileSystem.remove(root.quarantined(media.id))

@@ -1,0 +1,264 @@
+import CameoCore
+import CameoService
+import CameoSystem
+import CameoTesting
+import MediaStore
+import Testing
+
+/// The upload pipeline through the real router and handlers, in process, on the in-memory
+/// store: one test per transition of the state machine and per refusal. No MariaDB, nginx or
+/// clamd; a scripted scanner and a manual clock.
+@Suite struct PipelineTests {
+    let photo = TestImages.png(width: 96, height: 64)
+
+    func record(_ harness: ServiceHarness, _ id: MediaID) throws -> MediaRecord { try #require(try harness.store.media(id: id)) }
+
+    // MARK: claim → startScan → markClean → publish
+
+    @Test func aCleanUploadIsPublishedAndLeavesNothingBehind() throws {
+        let harness = try ServiceHarness()
+        let (id, response) = try harness.upload("alice", photo)
+        #expect(response.status == 200)
+        let body = try ServiceHarness.json(response)
+        #expect(body["state"] as? String == "ready")
+        let url = try #require(body["avatar_url"] as? String)
+        #expect(url.hasPrefix("http://127.0.0.1:8080/profile-media/alice/avatar.webp?v="))
+        #expect((body["variants"] as? [String: String])?.keys.sorted() == ["128", "256", "512", "64"])
+
+        try #expect(record(harness, id).state == .ready)
+        let pointer = try #require(try harness.store.avatar(userID: "alice"))
+        #expect(pointer.mediaID == id && pointer.sizes == [512, 256, 128, 64])
+        #expect((harness.store as? InMemoryMediaStore)?.events == [id])
+        #expect((harness.store as? InMemoryMediaStore)?.scanFacts(id)?.scanned == true)
+        #expect(harness.names(in: "quarantine").isEmpty && harness.names(in: "incoming").isEmpty)
+        // The stable names link to the version's own files.
+        let folder = harness.root.userFolder("alice")
+        #expect(FileSystem.readLink(folder + "/avatar.webp") == "avatar.\(pointer.version).webp")
+        #expect(FileSystem.readLink(folder + "/avatar-64.webp") == "avatar-64.\(pointer.version).webp")
+        #expect(harness.names(in: "profile-media/alice").count == 8)
+    }
+
+    @Test func theMultipartUploadTakesTheSamePipeline() throws {
+        let harness = try ServiceHarness()
+        let response = try harness.postAvatar("bob", photo, crop: #"{"x":0,"y":0,"size":64}"#)
+        #expect(response.status == 200)
+        try #expect(harness.store.avatar(userID: "bob") != nil)
+        #expect(harness.names(in: "quarantine").isEmpty && harness.names(in: "incoming").isEmpty)
+    }
+
+    // MARK: markInfected
+
+    @Test func anInfectedUploadIsRejectedAndTheOldAvatarStays() throws {
+        let harness = try ServiceHarness()
+        let (first, _) = try harness.upload("carol", photo)
+        harness.scanner.answer = .infected("Test.EICAR")
+        let (id, response) = try harness.upload("carol", TestImages.png(width: 80, height: 80))
+        #expect(response.status == 422 && ServiceHarness.code(response) == "infected")
+        let media = try record(harness, id)
+        #expect(media.state == .rejected && media.rejectReason == .infected)
+        #expect((harness.store as? InMemoryMediaStore)?.scanFacts(id)?.signature == "Test.EICAR")
+        try #expect(harness.store.avatar(userID: "carol")?.mediaID == first)
+        #expect(harness.names(in: "quarantine").isEmpty)
+    }
+
+    // MARK: deferScan, leaseScan: the scanner down, then back
+
+    @Test func aScannerThatIsDownLeavesTheUploadWaitingUntilTheRetrierPublishesIt() throws {
+        let harness = try ServiceHarness(settings: ["scanner.retry_base_seconds": "5"])
+        harness.scanner.answer = .down
+        let (id, response) = try harness.upload("dave", photo)
+        #expect(response.status == 202)
+        try #expect(ServiceHarness.json(response)["state"] as? String == "scanning")
+        var media = try record(harness, id)
+        #expect(media.state == .scanning && media.scanAttempts == 1 && media.nextScanAt == harness.clock.epochSeconds + 5)
+        #expect(harness.names(in: "quarantine") == [id.rawValue], "the bytes wait for the retry")
+        #expect(harness.profile("GET", "dave").status == 404, "nothing is published before a verdict")
+
+        // Not due yet: nothing happens.
+        try #expect(harness.service.retrier.retryDue() == 0)
+        harness.scanner.answer = .clean
+        harness.clock.advance(seconds: 5)
+        try #expect(harness.service.retrier.retryDue() == 1)
+        media = try record(harness, id)
+        #expect(media.state == .ready)
+        try #expect(harness.store.avatar(userID: "dave")?.mediaID == id)
+        #expect(harness.names(in: "quarantine").isEmpty)
+    }
+
+    @Test func theRetrierGivesUpAfterTheLastAttempt() throws {
+        let harness = try ServiceHarness(settings: ["scanner.max_attempts": "3", "scanner.retry_base_seconds": "1"])
+        harness.scanner.answer = .down
+        let (id, _) = try harness.upload("erin", photo)
+        harness.clock.advance(seconds: 1)
+        try #expect(harness.service.retrier.retryDue() == 1)
+        try #expect(record(harness, id).scanAttempts == 2)
+        harness.clock.advance(seconds: 2)  // backoff doubled
+        try #expect(harness.service.retrier.retryDue() == 1)
+        let media = try record(harness, id)
+        #expect(media.state == .rejected && media.rejectReason == .scanFailed)
+        #expect(harness.names(in: "quarantine").isEmpty)
+        harness.clock.advance(seconds: 100)
+        try #expect(harness.service.retrier.retryDue() == 0)
+        #expect(harness.scanner.scans == 3)
+    }
+
+    @Test func aRetryWhoseBytesWereSweptRejectsTheUpload() throws {
+        let harness = try ServiceHarness(settings: ["scanner.retry_base_seconds": "1"])
+        harness.scanner.answer = .down
+        let (id, _) = try harness.upload("frank", photo)
+        FileSystem.remove(harness.root.quarantined(id))
+        harness.clock.advance(seconds: 1)
+        _ = try harness.service.retrier.retryDue()
+        try #expect(record(harness, id).rejectReason == .scanFailed)
+    }
+
+    // MARK: awaitVerdict and the external scanner's callback
+
+    @Test func anExternalScannersVerdictsMoveTheUploadAndReplaysChangeNothing() throws {
+        let harness = try ServiceHarness(settings: ["scanner.mode": "external"])
+        harness.scanner.answer = .external
+        let (clean, first) = try harness.upload("gina", photo)
+        #expect(first.status == 202)
+        try #expect(record(harness, clean).nextScanAt == nil, "no retry is due while a verdict is awaited")
+        let published = harness.callback(clean, result: "clean")
+        try #expect(published.status == 200 && (ServiceHarness.json(published))["state"] as? String == "ready")
+        #expect(ServiceHarness.code(harness.callback(clean, result: "infected", signature: "Late")) == "already_decided")
+        try #expect(record(harness, clean).state == .ready)
+
+        let (infected, _) = try harness.upload("gina", photo)
+        let rejected = harness.callback(infected, result: "infected", signature: "Eicar")
+        try #expect(rejected.status == 200 && (ServiceHarness.json(rejected))["state"] as? String == "rejected")
+        try #expect(record(harness, infected).rejectReason == .infected)
+        try #expect(harness.store.avatar(userID: "gina")?.mediaID == clean)
+
+        let (undecided, _) = try harness.upload("gina", photo)
+        let again = harness.callback(undecided, result: "error")
+        try #expect((ServiceHarness.json(again))["state"] as? String == "scanning")
+        try #expect(record(harness, undecided).scanAttempts == 1)
+        #expect(harness.names(in: "quarantine") == [undecided.rawValue])
+    }
+
+    @Test func forgedStaleAndMalformedCallbacksAreRefused() throws {
+        let harness = try ServiceHarness(settings: ["scanner.mode": "external"])
+        harness.scanner.answer = .external
+        let (id, _) = try harness.upload("hank", photo)
+        #expect(ServiceHarness.code(harness.callback(id, result: "clean", secret: String(repeating: "x", count: 40))) == "bad_signature")
+        #expect(ServiceHarness.code(harness.callback(id, result: "clean", skew: -600)) == "stale_timestamp")
+        #expect(ServiceHarness.code(harness.callback(id, result: "maybe")) == "bad_result")
+        #expect(ServiceHarness.code(harness.callback(MediaID.random(), result: "clean")) == "not_found")
+        try #expect(record(harness, id).state == .scanning)
+    }
+
+    @Test func scannerCallbacksDoNotExistInClamdMode() throws {
+        let harness = try ServiceHarness()
+        #expect(harness.callback(MediaID.random(), result: "clean").status == 404)
+    }
+
+    // MARK: reject: every reason
+
+    @Test(arguments: RejectReason.allCases) func eachRejectReasonIsAnsweredWithItsCodeAndLeavesNothing(_ reason: RejectReason) throws {
+        let harness = try ServiceHarness(settings: ["limits.max_side": "2048", "limits.max_pixels": "1000000", "scanner.max_attempts": "1"])
+        let (first, _) = try harness.upload("ivy", photo)
+        var body = TestImages.png(width: 40, height: 40)
+        var crop: [String: Int]? = nil
+        var declared: Int? = nil
+        switch reason {
+        case .tooLarge: declared = 100  // the signed bound is smaller than the body
+        case .badType: body = Array("<html><script>alert(1)</script></html>".utf8)
+        case .badDimensions: body = TestImages.pngHeader(width: 3000, height: 10)
+        case .pixelBomb: body = TestImages.pngHeader(width: 2000, height: 2000)
+        case .corrupt: body = Array(body.prefix(body.count / 2))
+        case .badCrop: crop = ["x": 30, "y": 30, "size": 30]
+        case .infected: harness.scanner.answer = .infected("Test")
+        case .scanFailed: harness.scanner.answer = .down
+        }
+        let presigned = harness.presign("ivy", length: declared ?? body.count, crop: crop)
+        let id = MediaID(try ServiceHarness.json(presigned)["media_id"] as? String ?? "")!
+        // A body over the signed bound arrives chunked (no length to refuse up front).
+        let response = try harness.put(try harness.uploadURI(presigned), body, declaringLength: reason != .tooLarge)
+        #expect(ServiceHarness.code(response) == reason.rawValue)
+        #expect(response.status == (reason == .tooLarge ? 413 : reason == .badType ? 415 : 422))
+        let media = try record(harness, id)
+        #expect(media.state == .rejected && media.rejectReason == reason)
+        #expect(harness.names(in: "quarantine").isEmpty && harness.names(in: "incoming").isEmpty)
+        try #expect(harness.store.avatar(userID: "ivy")?.mediaID == first, "the previous avatar stays")
+        let names = harness.names(in: "profile-media/ivy")
+        #expect(names.count == 8 && names.allSatisfy { !$0.hasPrefix(".") }, "only the first avatar's files: \(names)")
+    }
+
+    // MARK: expire, unpublish
+
+    @Test func theSweeperExpiresUnusedURLsAndRemovesAbandonedFiles() throws {
+        let harness = try ServiceHarness()
+        let store = try #require(harness.store as? InMemoryMediaStore)
+        let presigned = harness.presign("jack", length: 1000)
+        let id = MediaID(try ServiceHarness.json(presigned)["media_id"] as? String ?? "")!
+        store.backdate(id, by: 2 * 86_400)
+        let report = try Sweeper(store: store, config: harness.config, clock: harness.clock).sweep()
+        #expect(report.expiredUploads == 1)
+        try #expect(record(harness, id).state == .expired)
+        // An expired URL can no longer be used.
+        try #expect(harness.put(harness.uploadURI(presigned), photo, declaringLength: false).status == 409)
+    }
+
+    @Test func aRescanTakesDownAnAvatarANewSignatureDetects() throws {
+        let harness = try ServiceHarness()
+        let (id, _) = try harness.upload("kate", photo)
+        harness.scanner.answer = .infected("Test.Rescan")
+        let report = try Rescanner(store: harness.store, config: harness.config, scanner: harness.scanner).rescan(since: 0)
+        #expect(report.unpublished.map(\.mediaID) == [id.rawValue])
+        try #expect(harness.store.avatar(userID: "kate") == nil)
+        try #expect(record(harness, id).state == .rejected)
+        #expect(harness.names(in: "profile-media").isEmpty, "the folder is gone")
+    }
+
+    // MARK: Races of publish and delete
+
+    @Test func aDeleteDuringAPublishLeavesNoAvatarAndNoFiles() throws {
+        let deleting = Box<ServiceHarness?>(nil)
+        let harness = try ServiceHarness(hooks: PipelineHooks(afterPublishCommit: { _ in
+            // Between the publish's commit and its files: the user deletes the avatar.
+            guard let harness = deleting.value else { return }
+            deleting.value = nil
+            #expect(harness.profile("DELETE", "liam").status == 204)
+        }))
+        deleting.value = harness
+        let (id, response) = try harness.upload("liam", photo)
+        #expect(response.status == 200)
+        try #expect(harness.store.avatar(userID: "liam") == nil)
+        try #expect(record(harness, id).state == .ready)
+        #expect(harness.names(in: "profile-media/liam").isEmpty)
+        #expect(harness.send("GET", "/api/v1/profile/me/avatar", headers: ["authorization": "Bearer \(harness.token("liam"))"]).status == 404)
+    }
+
+    @Test func aPublishThatCommitsLaterWinsWhicheverFinishesFirst() throws {
+        let second = Box<ServiceHarness?>(nil)
+        let laterID = Box<MediaID?>(nil)
+        let harness = try ServiceHarness(hooks: PipelineHooks(afterPublishCommit: { _ in
+            // The first publisher pauses after its commit; a second upload commits and
+            // settles its files completely before the first goes on.
+            guard let harness = second.value else { return }
+            second.value = nil
+            let (id, response) = try! harness.upload("mia", TestImages.png(width: 70, height: 70) { _, _ in (10, 200, 10) })
+            #expect(response.status == 200)
+            laterID.value = id
+        }))
+        second.value = harness
+        let (_, response) = try harness.upload("mia", photo)
+        #expect(response.status == 200)
+        let pointer = try #require(try harness.store.avatar(userID: "mia"))
+        #expect(pointer.mediaID == laterID.value)
+        let folder = harness.root.userFolder("mia")
+        for size in pointer.sizes {
+            let name = size == 512 ? "avatar" : "avatar-\(size)"
+            #expect(FileSystem.readLink("\(folder)/\(name).webp") == "\(name).\(pointer.version).webp")
+            #expect(FileSystem.exists("\(folder)/\(name).webp"))
+        }
+    }
+}
+
+/// A value a `@Sendable` hook can read and change (tests run the hook on their own thread).
+final class Box<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
