@@ -70,6 +70,12 @@ public struct Config: Sendable {
         public var allowedTypes: [String]
         /// Animated WebP/APNG: publish the first frame (default) or refuse the upload.
         public var rejectAnimated: Bool
+
+        /// SPEC §5's defaults: the one place they are written. nginx's limits are rendered from
+        /// the running configuration (`cameoctl render-nginx`), the shipped snippets from these.
+        public static let defaults = Limits(
+            maxUploadBytes: 5_242_880, maxSide: 2048, maxPixels: 4_200_000, allowedTypes: ["image/jpeg", "image/png", "image/webp"],
+            rejectAnimated: false)
     }
 
     public struct OutputSettings: Sendable {
@@ -159,11 +165,11 @@ public struct Config: Sendable {
             throw ConfigError(key: "presign.active_key", problem: "must name one of the ids in presign.keys")
         }
         limits = Limits(
-            maxUploadBytes: try reader.int("limits.max_upload_bytes", default: 5_242_880, range: 1024...100_000_000),
-            maxSide: try reader.int("limits.max_side", default: 2048, range: 64...16384),
-            maxPixels: try reader.int("limits.max_pixels", default: 4_200_000, range: 4096...100_000_000),
-            allowedTypes: reader.list("limits.allowed_types") ?? ["image/jpeg", "image/png", "image/webp"],
-            rejectAnimated: false)
+            maxUploadBytes: try reader.int("limits.max_upload_bytes", default: Limits.defaults.maxUploadBytes, range: 1024...100_000_000),
+            maxSide: try reader.int("limits.max_side", default: Limits.defaults.maxSide, range: 64...16384),
+            maxPixels: try reader.int("limits.max_pixels", default: Limits.defaults.maxPixels, range: 4096...100_000_000),
+            allowedTypes: reader.list("limits.allowed_types") ?? Limits.defaults.allowedTypes,
+            rejectAnimated: Limits.defaults.rejectAnimated)
         switch reader.string("limits.animated") ?? "first_frame" {
         case "first_frame": limits.rejectAnimated = false
         case "reject": limits.rejectAnimated = true

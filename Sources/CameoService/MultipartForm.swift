@@ -3,10 +3,6 @@
 /// The body is at most a few MB (nginx caps it), so it is parsed in memory. Only the part's
 /// bytes are kept; its filename and declared type are ignored, since magic bytes decide.
 struct MultipartForm {
-    /// How much a form may exceed its file's limit for part headers and boundaries. nginx's
-    /// body limit on the multipart route is the file limit plus this.
-    static let framingAllowance = 64 * 1024
-
     enum Failure: Error, Equatable {
         case notMultipart
         case noFileField

@@ -55,7 +55,7 @@ struct ProfileHandler: Sendable {
         defer { FileSystem.remove(bodyFile) }
         let limit = policy.maxUploadBytes
         // The whole form may exceed the file limit by its headers and boundaries.
-        let form = try FileSystem.read(bodyFile, limit: limit + MultipartForm.framingAllowance)
+        let form = try FileSystem.read(bodyFile, limit: limit + NginxConfig.multipartFramingBytes)
         let contentType = request.headers["content-type"] ?? ""
         guard let file = try? MultipartForm.field("file", in: form, contentType: contentType) else { throw AppError.missingFile }
         guard !file.isEmpty else { throw AppError.emptyFile }

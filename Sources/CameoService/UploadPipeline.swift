@@ -17,7 +17,7 @@ public struct UploadPolicy: Sendable {
     public var scanRetryBaseSeconds: Int
 
     /// JSON bodies (presign, scanner callbacks) are at most this long; nginx enforces it too.
-    public static let jsonBodyBytes = 16 * 1024
+    public static let jsonBodyBytes = NginxConfig.jsonBodyBytes
 
     public init(_ config: Config) {
         maxUploadBytes = config.limits.maxUploadBytes

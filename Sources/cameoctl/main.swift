@@ -14,8 +14,8 @@ struct CameoCtl: ParsableCommand {
         commandName: "cameoctl",
         abstract: "Administer a Cameo installation.",
         subcommands: [
-            Migrate.self, CheckConfig.self, Token.self, Revoke.self, ShowMedia.self, SignURL.self, ScanRetry.self, Sweep.self,
-            Rescan.self,
+            Migrate.self, CheckConfig.self, RenderNginx.self, Token.self, Revoke.self, ShowMedia.self, SignURL.self, ScanRetry.self,
+            Sweep.self, Rescan.self,
         ])
 }
 
@@ -52,6 +52,48 @@ struct CheckConfig: ParsableCommand {
         let config = try loadConfig()
         _ = try JWTVerifier(settings: config.auth)
         print("config ok: media_root=\(config.mediaRoot) public_base_url=\(config.publicBaseURL) presign keys=\(config.presign.keys.keys.sorted().joined(separator: ","))")
+    }
+}
+
+struct RenderNginx: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render-nginx",
+        abstract: "Write the nginx includes that carry Cameo's limits and error bodies, and the site from its template.",
+        discussion: """
+            The includes (cameo-errors.conf, cameo-upload-body.conf, cameo-form-body.conf) come from the \
+            configuration (limits.*) and the error catalogue; run this again after changing limits, then \
+            reload nginx. With --site, the site template is rendered too (media_root from the configuration).
+            """)
+    @Option(help: "Folder for the generated includes.") var output: String
+    @Option(help: "Also render this site template to this path.") var site: String?
+    @Option(help: "The site template.") var template = "/usr/share/cameo/nginx/cameo.conf.in"
+    @Option(help: "nginx `listen` of the site.") var listen = "80"
+    @Option(help: "Folder of the pools' sockets.") var runDirectory = "/run/cameo"
+    @Option(help: "Folder of the upload page.") var wwwRoot = "/usr/share/cameo/www"
+    @Flag(help: "Render the built-in defaults instead of reading the configuration (the shipped copies).") var defaults = false
+
+    func run() throws {
+        var limits = Config.Limits.defaults
+        var mediaRoot = "/var/lib/cameo/media"
+        if !defaults {
+            let config = try loadConfig()
+            limits = config.limits
+            mediaRoot = config.mediaRoot
+        }
+        try FileSystem.makeDirectory(output)
+        for (name, text) in NginxConfig.snippets(limits: limits) { try replaceFile(output + "/" + name, with: text) }
+        guard let site else { return }
+        let paths = NginxConfig.SitePaths(listen: listen, mediaRoot: mediaRoot, runDirectory: runDirectory, wwwRoot: wwwRoot, generated: output)
+        let rendered = try NginxConfig.site(template: String(decoding: FileSystem.read(template, limit: 1 << 20), as: UTF8.self), paths: paths)
+        try replaceFile(site, with: rendered)
+    }
+
+    /// Writes a new file beside the old one and renames it over, so nginx never reads half.
+    func replaceFile(_ path: String, with text: String) throws {
+        let temporary = path + ".new"
+        FileSystem.remove(temporary)
+        try FileSystem.writeNew(Array(text.utf8), to: temporary, mode: 0o644)
+        try FileSystem.rename(temporary, to: path)
     }
 }
 

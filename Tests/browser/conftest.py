@@ -2,14 +2,14 @@
 chromium-driver) driven by Selenium, plus a direct DevTools-protocol connection for what
 Selenium cannot do (receiving Fetch events to fail a request at the network layer).
 
-Runs against a stack started by deploy/dev-stack, like Tests/integration: needs
-CAMEO_BASE_URL, CAMEO_CONFIG and CAMEOCTL (deploy/run-tests sets them).
+Runs against the stack deploy/run-tests started, like Tests/integration, through the shared
+stack helper (deploy/cameo_stack.py).
 """
 import base64
 import io
 import json
 import os
-import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -24,21 +24,19 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "deploy"))
+from cameo_stack import Stack  # noqa: E402
+
 CHROMIUM = os.environ.get("CAMEO_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CAMEO_CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
-class Stack:
-    def __init__(self):
-        self.base_url = os.environ["CAMEO_BASE_URL"].rstrip("/")
-        self.config_path = os.environ["CAMEO_CONFIG"]
-        self.cameoctl = os.environ["CAMEOCTL"]
-        self.page_url = self.base_url + "/avatar/"
+class BrowserStack(Stack):
+    """The stack deploy/run-tests started, and the page's URL on it."""
 
-    def token(self, user, ttl=600):
-        env = dict(os.environ, CAMEO_CONFIG=self.config_path)
-        return subprocess.run([self.cameoctl, "token", "--user", user, "--ttl", str(ttl)], env=env,
-                              check=True, capture_output=True, text=True).stdout.strip()
+    @property
+    def page_url(self):
+        return self.base_url + "/avatar/"
 
     def current_avatar(self, token):
         return requests.get(self.base_url + "/api/v1/profile/me/avatar", headers={"Authorization": f"Bearer {token}"})
@@ -46,7 +44,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack():
-    stack = Stack()
+    stack = BrowserStack.attach()
     # The integration tests before us stop and restart parts of the stack; wait until it is green.
     for _ in range(100):
         try:

@@ -1,46 +1,23 @@
 """Fixtures for tests against a running Cameo stack (nginx, workers, MariaDB).
 
-deploy/run-tests starts a fresh stack and sets CAMEO_BASE_URL, CAMEO_CONFIG, CAMEO_STATE_DIR
-and CAMEOCTL. Every default lives here, in one place.
+deploy/run-tests starts a fresh stack and sets CAMEO_STATE_DIR and CAMEO_PORT; the stack helper
+(deploy/cameo_stack.py, shared with the browser tests and deploy/bench) reads the rest from it.
 """
 import io
 import os
-import subprocess
+import sys
 import uuid
 
 import pytest
 import requests
 from PIL import Image
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "deploy"))
+from cameo_stack import Stack  # noqa: E402
 
-class Stack:
-    def __init__(self):
-        self.base_url = os.environ["CAMEO_BASE_URL"].rstrip("/")
-        self.config_path = os.environ["CAMEO_CONFIG"]
-        self.state_dir = os.environ["CAMEO_STATE_DIR"]
-        self.cameoctl = os.environ["CAMEOCTL"]
-        self.config = {}
-        with open(self.config_path) as f:
-            for line in f:
-                line = line.strip()
-                if line and not line.startswith("#") and "=" in line:
-                    key, value = line.split("=", 1)
-                    self.config[key.strip()] = value.strip()
-        self.media_root = self.config["media_root"]
 
-    def ctl(self, *args):
-        env = dict(os.environ, CAMEO_CONFIG=self.config_path)
-        return subprocess.run([self.cameoctl, *args], env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-    def token(self, user, ttl=600):
-        return self.ctl("token", "--user", user, "--ttl", str(ttl))
-
-    def presign_key(self):
-        key_id, secret = self.config["presign.keys"].split(",")[0].split(":", 1)
-        return key_id, secret
-
-    def url(self, path):
-        return self.base_url + path
+class IntegrationStack(Stack):
+    """The stack, plus the request helpers the integration tests share."""
 
     def presign(self, token, content_type="image/jpeg", length=100_000, crop=None):
         body = {"content_type": content_type, "content_length": length}
@@ -48,17 +25,10 @@ class Stack:
             body["crop"] = crop
         return requests.post(self.url("/users/me/avatar/upload"), json=body, headers={"Authorization": f"Bearer {token}"})
 
-    def files_under(self, sub):
-        root = os.path.join(self.media_root, sub)
-        found = []
-        for dirpath, _, names in os.walk(root):
-            found += [os.path.join(dirpath, n) for n in names]
-        return found
-
 
 @pytest.fixture(scope="session")
 def stack():
-    return Stack()
+    return IntegrationStack.attach()
 
 
 @pytest.fixture
@@ -95,7 +65,4 @@ def webp():
 
 def sql(stack, query):
     """Reads the database as root over the stack's socket (test inspection only)."""
-    socket = os.path.join(stack.state_dir, "mysql-run", "mysql.sock")
-    out = subprocess.run(["mariadb", f"--socket={socket}", "-uroot", "cameo", "-N", "-B", "-e", query],
-                         check=True, capture_output=True, text=True).stdout
-    return [line.split("\t") for line in out.splitlines()]
+    return stack.sql(query)

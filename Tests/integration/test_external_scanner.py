@@ -6,8 +6,6 @@ import json
 import os
 import queue
 import secrets
-import subprocess
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -15,10 +13,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 
-from conftest import Stack
+from conftest import IntegrationStack
 from test_upload_flow import assert_error, upload
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class StandInScanner:
@@ -50,28 +46,19 @@ class StandInScanner:
 @pytest.fixture(scope="module")
 def external():
     scanner = StandInScanner()
-    state = tempfile.mkdtemp(prefix="cameo-ext.")
-    os.chmod(state, 0o755)
     secret = secrets.token_hex(24)
-    env = dict(os.environ, CAMEO_STATE_DIR=state, CAMEO_PORT=str(int(os.environ.get("CAMEO_PORT", "18080")) + 1),
-               CAMEO_SCANNER_MODE="external", CAMEO_SCANNER_EXTERNAL_URL=f"http://127.0.0.1:{scanner.port}/scan",
-               CAMEO_SCANNER_CALLBACK_SECRET=secret,
-               # This stack also runs the other setting of the animation policy.
-               CAMEO_LIMITS_ANIMATED="reject")
-    stack_cmd = os.path.join(ROOT, "deploy", "dev-stack")
-    subprocess.run([stack_cmd, "up"], env=env, check=True, capture_output=True)
+    stack = IntegrationStack.start(
+        port=int(os.environ.get("CAMEO_PORT", "18080")) + 1,
+        CAMEO_SCANNER_MODE="external", CAMEO_SCANNER_EXTERNAL_URL=f"http://127.0.0.1:{scanner.port}/scan",
+        CAMEO_SCANNER_CALLBACK_SECRET=secret,
+        # This stack also runs the other setting of the animation policy.
+        CAMEO_LIMITS_ANIMATED="reject")
+    stack.secret = secret
+    stack.scanner = scanner
     try:
-        saved = {k: os.environ.get(k) for k in ("CAMEO_BASE_URL", "CAMEO_CONFIG", "CAMEO_STATE_DIR")}
-        os.environ.update(CAMEO_BASE_URL=f"http://127.0.0.1:{env['CAMEO_PORT']}", CAMEO_CONFIG=f"{state}/cameo.conf", CAMEO_STATE_DIR=state)
-        stack = Stack()
-        for key, value in saved.items():
-            os.environ[key] = value
-        stack.secret = secret
-        stack.scanner = scanner
         yield stack
     finally:
-        subprocess.run([stack_cmd, "down"], env=env, capture_output=True)
-        subprocess.run(["rm", "-rf", state])
+        stack.stop()
         scanner.server.shutdown()
 
 

@@ -1,7 +1,6 @@
 """Profile reads and deletes, health, and the worker pool's supervision."""
 import os
 import signal
-import subprocess
 import time
 
 import requests
@@ -40,10 +39,7 @@ def test_quarantine_and_unknown_paths_are_never_served(stack):
 
 
 def pool_workers(stack, pool):
-    with open(os.path.join(stack.state_dir, "run", f"pool-{pool}.pid")) as f:
-        supervisor = f.read().strip()
-    out = subprocess.run(["pgrep", "-P", supervisor], capture_output=True, text=True).stdout.split()
-    return {int(p) for p in out}
+    return stack.pool_workers(pool)
 
 
 def test_killed_worker_is_replaced_and_requests_keep_working(stack):

@@ -1,7 +1,6 @@
 """Virus scanning with the real clamd (test signature database: EICAR anywhere in a stream)."""
 import os
 import signal
-import subprocess
 import time
 
 import requests
@@ -9,7 +8,6 @@ import requests
 from conftest import make_image, sql
 from test_upload_flow import assert_error, upload
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 
@@ -40,13 +38,8 @@ def test_eicar_alone_and_appended_to_a_jpeg_are_rejected_as_infected(stack, user
     assert current.json()["media_id"] == first.json()["media_id"]
 
 
-def clamd_pid(stack):
-    with open(os.path.join(stack.state_dir, "clamav-run", "clamd.pid")) as f:
-        return int(f.read().strip())
-
-
 def test_scanner_down_keeps_upload_waiting_until_it_is_back(stack, user, jpeg):
-    pid = clamd_pid(stack)
+    pid = stack.pid("clamd")
     os.kill(pid, signal.SIGTERM)
     deadline = time.time() + 10
     while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
@@ -62,7 +55,7 @@ def test_scanner_down_keeps_upload_waiting_until_it_is_back(stack, user, jpeg):
         assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {stack.token(user)}"}).status_code == 404
         assert sql(stack, f"SELECT is_virus_scanned FROM media_files WHERE id = '{presigned['media_id']}'") == [["0"]]
     finally:
-        subprocess.run([os.path.join(ROOT, "deploy", "dev-stack"), "up"], check=True, capture_output=True)
+        stack.up()
     # No new upload: the retrier finishes the one waiting.
     deadline = time.time() + 30
     state = {}

@@ -21,11 +21,12 @@ def test_site_file_passes_nginx_t_in_debians_layout():
             os.unlink(os.path.join(etc, "sites-enabled", name))
         media = os.path.join(etc, "media")
         os.makedirs(os.path.join(media, "incoming"))
-        with open(os.path.join(ROOT, "nginx", "sites-available", "cameo.conf")) as f:
-            # The only change: the media root, which `nginx -t` wants to exist.
-            site = f.read().replace("/var/lib/cameo/media", media)
-        with open(os.path.join(etc, "sites-enabled", "cameo.conf"), "w") as f:
-            f.write(site)
+        # Rendered as an install renders it; the only change: the media root, which `nginx -t`
+        # wants to exist (CAMEO_MEDIA_ROOT overrides the stack's config).
+        env = dict(os.environ, CAMEO_MEDIA_ROOT=media)
+        subprocess.run([os.path.join(ROOT, ".build", "release", "cameoctl"), "render-nginx", "--output", os.path.join(etc, "cameo"),
+                        "--site", os.path.join(etc, "sites-enabled", "cameo.conf"),
+                        "--template", os.path.join(ROOT, "nginx", "sites-available", "cameo.conf.in")], env=env, check=True)
         main = os.path.join(etc, "nginx.conf")
         with open(main) as f:
             text = f.read().replace("include /etc/nginx/", f"include {etc}/")
@@ -43,7 +44,7 @@ def test_systemd_units_verify_without_warnings(tmp_path):
     units = os.path.join(ROOT, "deploy", "systemd")
     for name in sorted(os.listdir(units)):
         with open(os.path.join(units, name)) as f:
-            text = f.read().replace("/usr/local/bin/", release)
+            text = f.read().replace("/usr/local/bin/cameo-pool", os.path.join(ROOT, "deploy", "cameo-pool")).replace("/usr/local/bin/", release)
         target = tmp_path / name.replace("@.", "@fast.")
         target.write_text(text)
     for unit in sorted(tmp_path.iterdir()):

@@ -1,12 +1,23 @@
 """Dependencies going away: health says which, requests get 503 with Retry-After, and the
-stack recovers when they are back. Runs last (file name): it stops MariaDB for a moment."""
+stack recovers when they are back. On a stack of their own, so no other test sees the outages
+(and the order of test files does not matter)."""
 import os
 import subprocess
 import time
 
+import pytest
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import IntegrationStack
+
+
+@pytest.fixture(scope="module")
+def stack():
+    own = IntegrationStack.start(port=int(os.environ.get("CAMEO_PORT", "18080")) + 2, CAMEO_POOL_FAST=2, CAMEO_POOL_HEAVY=1)
+    try:
+        yield own
+    finally:
+        own.stop()
 
 
 def wait_for_health(stack, status, seconds=15):
@@ -45,18 +56,16 @@ def test_database_down_gives_503_then_recovers(stack, user):
         assert presign.headers["Retry-After"]
         assert "MariaDB" not in presign.text and "mysql" not in presign.text.lower()
     finally:
-        subprocess.run([os.path.join(ROOT, "deploy", "dev-stack"), "up"], check=True, capture_output=True)
+        stack.up()
     wait_for_health(stack, 200)
     assert stack.presign(token).status_code == 201
 
 
 def test_pool_down_answers_json_503_and_recovers(stack, user):
-    with open(os.path.join(stack.state_dir, "run", "pool-fast.pid")) as f:
-        supervisor = int(f.read().strip())
-    workers = subprocess.run(["pgrep", "-P", str(supervisor)], capture_output=True, text=True).stdout.split()
-    os.kill(supervisor, 9)
+    workers = stack.pool_workers("fast")
+    os.kill(stack.pid("pool-fast"), 9)
     for pid in workers:
-        os.kill(int(pid), 9)
+        os.kill(pid, 9)
     try:
         response = stack.presign(stack.token(user))
         assert response.status_code == 503
@@ -65,5 +74,5 @@ def test_pool_down_answers_json_503_and_recovers(stack, user):
         error = response.json()["error"]
         assert error["code"] == "unavailable" and error["request_id"] == response.headers["X-Request-Id"]
     finally:
-        subprocess.run([os.path.join(ROOT, "deploy", "dev-stack"), "up"], check=True, capture_output=True)
+        stack.up()
     wait_for_health(stack, 200)
