@@ -103,37 +103,38 @@ import Testing
         init(_ value: Value) { self.value = value }
     }
 
-    @Test(.enabled(if: sockets.count == 2)) func aPublishThatCommittedFirstButFinishesLastLeavesTheLaterOneShowing() throws {
+    /// A publisher on node 1 that stops after its commit, before its files, and a worker on
+    /// node 2 for what happens meanwhile; `meanwhile` runs while the publisher waits.
+    func racePausedPublish(_ scenario: String, meanwhile: (ServiceHarness, String) throws -> Void) throws -> (user: String, published: MediaID, workers: [ServiceHarness]) {
         let root = try Self.mediaRoot()
-        let user = "galera-a-\(MediaID.random().rawValue.prefix(6))"
-        let gate = Gate()
-        let first = Unchecked(try Self.worker(node: 0, root: root, hooks: PipelineHooks(afterPublishCommit: { gate.pass($0) })))
-        let second = try Self.worker(node: 1, root: root)
-        let red = red
-        let publishing = Background { try first.value.upload(user, red) }
-        gate.arrived.wait()  // node 1 committed red; its files wait
-        let (blueID, blueResponse) = try second.upload(user, blue)
-        #expect(blueResponse.status == 200)
-        gate.proceed.signal()
-        let (redID, redResponse) = try publishing.wait()
-        #expect(redResponse.status == 200)
-        #expect(try second.store.media(id: redID)?.state == .ready)
-        try expectAgreement(user: user, current: blueID, workers: [first.value, second])
-    }
-
-    @Test(.enabled(if: sockets.count == 2)) func aDeleteOnTheOtherNodeDuringAPublishLeavesNoAvatar() throws {
-        let root = try Self.mediaRoot()
-        let user = "galera-d-\(MediaID.random().rawValue.prefix(6))"
+        let user = "galera-\(scenario)-\(MediaID.random().rawValue.prefix(6))"
         let gate = Gate()
         let publisher = Unchecked(try Self.worker(node: 0, root: root, hooks: PipelineHooks(afterPublishCommit: { gate.pass($0) })))
-        let deleter = try Self.worker(node: 1, root: root)
+        let other = try Self.worker(node: 1, root: root)
         let red = red
         let publishing = Background { try publisher.value.upload(user, red) }
         gate.arrived.wait()
-        #expect(deleter.profile("DELETE", user).status == 204)
+        try meanwhile(other, user)
         gate.proceed.signal()
-        #expect(try publishing.wait().1.status == 200)
-        try expectAgreement(user: user, current: nil, workers: [publisher.value, deleter])
+        let (id, response) = try publishing.wait()
+        #expect(response.status == 200)
+        #expect(try other.store.media(id: id)?.state == .ready)
+        return (user, id, [publisher.value, other])
+    }
+
+    @Test(.enabled(if: sockets.count == 2)) func aPublishThatCommittedFirstButFinishesLastLeavesTheLaterOneShowing() throws {
+        var later: MediaID?
+        let race = try racePausedPublish("later") { other, user in
+            let (id, response) = try other.upload(user, blue)
+            #expect(response.status == 200)
+            later = id
+        }
+        try expectAgreement(user: race.user, current: later, workers: race.workers)
+    }
+
+    @Test(.enabled(if: sockets.count == 2)) func aDeleteOnTheOtherNodeDuringAPublishLeavesNoAvatar() throws {
+        let race = try racePausedPublish("delete") { other, user in #expect(other.profile("DELETE", user).status == 204) }
+        try expectAgreement(user: race.user, current: nil, workers: race.workers)
     }
 
     @Test(.enabled(if: sockets.count == 2)) func concurrentPublishesOnBothNodesEndOnTheLastCommitWhoeverFinishesLast() throws {
