@@ -27,6 +27,8 @@ public struct Sweeper: Sendable {
         public var expiredUploads = 0
         public var abandonedUploads = 0
         public var removedFiles: [String] = []
+        /// Users whose folder could not be brought in line with the store this time.
+        public var unsettled: [String] = []
     }
 
     /// Quarantine files, nginx body files and hidden staging files older than the cutoff go;
@@ -58,7 +60,13 @@ public struct Sweeper: Sendable {
                 FileSystem.remove(path)
                 report.removedFiles.append(path)
             }
-            try files.settle(userID: userID, prune: .olderThan(cutoff))
+            do {
+                try files.settle(userID: userID, prune: .olderThan(cutoff))
+            } catch {
+                // One folder that cannot be settled now must not stop the others; next hour again.
+                report.unsettled.append(userID)
+                Log.message("sweep: avatar files of \(userID) not settled: \(error)")
+            }
         }
         return report
     }
@@ -102,8 +110,13 @@ public struct Rescanner: Sendable {
             }
             report.scanned += 1
             guard let signature = detected, try store.unpublish(userID: avatar.userID, mediaID: avatar.mediaID, signature: signature) else { continue }
-            try files.settle(userID: avatar.userID, prune: .all)
             report.unpublished.append((avatar.userID, avatar.mediaID.rawValue, signature))
+            do {
+                try files.settle(userID: avatar.userID, prune: .all)
+            } catch {
+                // The pointer is gone; the next sweep removes the files of a user without one.
+                Log.message("rescan: files of \(avatar.userID) not removed yet: \(error)")
+            }
         }
         return report
     }

@@ -106,7 +106,8 @@ public struct AvatarFiles: Sendable {
         case none
         /// Every other version: a delete or a takedown.
         case all
-        /// Versions whose files are older than this (epoch seconds): the sweeper.
+        /// Versions whose files are older than this (epoch seconds), and every version of a user
+        /// without an avatar (a delete whose own settle failed): the sweeper.
         case olderThan(Int)
     }
 
@@ -117,22 +118,48 @@ public struct AvatarFiles: Sendable {
     }
 
     /// Writes a version's files under their own names (a temporary file, then `link`, which
-    /// never replaces: an existing file of the same version has the same bytes).
+    /// never replaces: an existing file of the same version has the same bytes). No "exists
+    /// already" shortcut: on a shared file system a cached answer could hide a removal.
     func write(_ own: OwnVersion, userID: String) throws(SystemError) {
         let folder = root.userFolder(userID)
-        try FileSystem.makeDirectory(folder, mode: 0o755)
         let largest = own.renditions.keys.max() ?? 0
-        for (size, bytes) in own.renditions {
-            let final = folder + "/" + AvatarLayout.versionName(size: size, largest: largest, version: own.version)
-            if FileSystem.exists(final) { continue }
-            let temporary = folder + "/.\(MediaID.random()).tmp"
-            try FileSystem.writeNew(bytes, to: temporary, mode: 0o644)
-            defer { FileSystem.remove(temporary) }
-            do {
-                try FileSystem.link(temporary, as: final)
-            } catch where error.isAlreadyExisting {
-                // Another publisher of the same pixels was first: same bytes.
+        try inFolder(folder) { () throws(SystemError) in
+            for (size, bytes) in own.renditions {
+                let final = folder + "/" + AvatarLayout.versionName(size: size, largest: largest, version: own.version)
+                let temporary = folder + "/.\(MediaID.random()).tmp"
+                try FileSystem.writeNew(bytes, to: temporary, mode: 0o644)
+                defer { FileSystem.remove(temporary) }
+                do throws(SystemError) {
+                    try FileSystem.link(temporary, as: final)
+                } catch where error.isAlreadyExisting {
+                    // Another publisher of the same pixels was first: same bytes.
+                }
             }
+        }
+    }
+
+    /// Runs `body` in `folder`, creating it first, and again if a concurrent delete's settle
+    /// removed the (then empty) folder in between.
+    private func inFolder(_ folder: String, _ body: () throws(SystemError) -> Void) throws(SystemError) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            try FileSystem.makeDirectory(folder, mode: 0o755)
+            do {
+                return try body()
+            } catch where error.isNotFound && attempt < 4 {
+                continue
+            }
+        }
+    }
+
+    /// Marks the files of a version that was just replaced as fresh, so the sweeper's grace
+    /// period counts from its replacement, not from its upload.
+    func retire(_ pointer: AvatarPointer) {
+        let folder = root.userFolder(pointer.userID)
+        let largest = pointer.sizes.first ?? 0
+        for size in pointer.sizes {
+            try? FileSystem.touch(folder + "/" + AvatarLayout.versionName(size: size, largest: largest, version: pointer.version))
         }
     }
 
@@ -163,34 +190,41 @@ public struct AvatarFiles: Sendable {
 
     /// Points the stable names at `pointer`'s version (a new link renamed over the old one, so
     /// a reader never finds none), or removes them when there is no avatar.
+    ///
+    /// A stable name that is a regular file comes from the layout before versioned files
+    /// (those were the current avatar's bytes): it is kept as the current version's file of its
+    /// size before the link replaces it, so an upgrade loses nothing and old `?v=` URLs work.
     func point(userID: String, at pointer: AvatarPointer?) throws(SystemError) {
         let folder = root.userFolder(userID)
         let entries = Directory.entries(of: folder)
+        let stable = entries.filter { !$0.name.hasPrefix(".") && AvatarLayout.version(ofFileNamed: $0.name) == nil && $0.kind != .directory }
         guard let pointer else {
-            for entry in entries where entry.kind == .symbolicLink && !entry.name.hasPrefix(".") { FileSystem.remove(entry.path) }
+            for entry in stable { FileSystem.remove(entry.path) }
             return
         }
-        try FileSystem.makeDirectory(folder, mode: 0o755)
         let largest = pointer.sizes.first ?? 0
         var wanted: Set<String> = []
-        for size in pointer.sizes {
-            let name = AvatarLayout.stableName(size: size, largest: largest)
-            let target = AvatarLayout.versionName(size: size, largest: largest, version: pointer.version)
-            wanted.insert(name)
-            if FileSystem.readLink(folder + "/" + name) == target { continue }
-            let temporary = folder + "/.\(MediaID.random()).link"
-            try FileSystem.symlink(target, at: temporary)
-            do {
-                try FileSystem.rename(temporary, to: folder + "/" + name)
-            } catch {
-                FileSystem.remove(temporary)
-                throw error
+        try inFolder(folder) { () throws(SystemError) in
+            for size in pointer.sizes {
+                let name = AvatarLayout.stableName(size: size, largest: largest)
+                let target = AvatarLayout.versionName(size: size, largest: largest, version: pointer.version)
+                wanted.insert(name)
+                if stable.contains(where: { $0.name == name && $0.kind == .file }) {
+                    try? FileSystem.link(folder + "/" + name, as: folder + "/" + target)
+                }
+                // Always made anew: a cached "already right" could be stale on a shared file system.
+                let temporary = folder + "/.\(MediaID.random()).link"
+                try FileSystem.symlink(target, at: temporary)
+                do throws(SystemError) {
+                    try FileSystem.rename(temporary, to: folder + "/" + name)
+                } catch {
+                    FileSystem.remove(temporary)
+                    throw error
+                }
             }
         }
-        // Links of sizes the current version does not have (the configured sizes changed).
-        for entry in entries where entry.kind == .symbolicLink && !entry.name.hasPrefix(".") && !wanted.contains(entry.name) {
-            FileSystem.remove(entry.path)
-        }
+        // Stable names of sizes the current version does not have (the configured sizes changed).
+        for entry in stable where !wanted.contains(entry.name) { FileSystem.remove(entry.path) }
     }
 
     /// Renames the files of versions other than `keeping` that `prune` selects to hidden
@@ -201,9 +235,13 @@ public struct AvatarFiles: Sendable {
         var trashed: [(String, String)] = []
         for entry in Directory.entries(of: folder) where entry.kind == .file {
             guard let version = AvatarLayout.version(ofFileNamed: entry.name), version != keeping else { continue }
-            if case .olderThan(let cutoff) = prune, entry.modified >= cutoff { continue }
+            if case .olderThan(let cutoff) = prune, keeping != nil, entry.modified >= cutoff { continue }
             let aside = folder + "/.\(MediaID.random()).trash"
-            if (try? FileSystem.rename(entry.path, to: aside)) != nil { trashed.append((aside, entry.path)) }
+            guard (try? FileSystem.rename(entry.path, to: aside)) != nil else { continue }
+            // rename keeps the old time; a fresh one keeps another sweeper from taking the
+            // aside for an old leftover before this settle restores or removes it.
+            try? FileSystem.touch(aside)
+            trashed.append((aside, entry.path))
         }
         return trashed
     }

@@ -76,10 +76,12 @@ public struct Router: Sendable {
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         let started = clock.monotonicMilliseconds
         let route = Route(request)
+        // The auth_request check answers in its own envelope, even for a path it cannot read.
+        let isUploadCheck = request.documentURI == Route.verifyUploadLocation
         var response: HTTPResponse
         var logged: String? = nil
         do {
-            guard let route else { throw AppError.notFound }
+            guard let route else { throw isUploadCheck ? AppError.badSignature(.uploadURL) : AppError.notFound }
             response = try dispatch(route, request)
         } catch {
             let refusal: AppError
@@ -91,7 +93,7 @@ public struct Router: Sendable {
                 refusal = classify(error)
             }
             response = .error(refusal, requestID: request.requestID)
-            if case .verifyUpload = route { response = VerifyUploadHandler.denial(refusal, requestID: request.requestID) }
+            if isUploadCheck { response = VerifyUploadHandler.denial(refusal, requestID: request.requestID) }
         }
         Log.request(request, route: route, status: response.status, milliseconds: clock.monotonicMilliseconds - started, error: logged)
         return response

@@ -111,21 +111,26 @@ public struct UploadPipeline: Sendable {
         case (.verdict, _), (.retry, _): throw AppError.alreadyDecided
         }
         var media = record
+        // A retry holds its lease: the upload is this call's. A body or a verdict makes it this
+        // call's with its first guarded step (the claim, the verdict's change).
+        var owned = input == .retry
         do {
-            return try run(&media, input: input)
+            return try run(&media, input: input, owned: &owned)
         } catch let error as AppError where error == .urlUsed || error == .alreadyDecided {
             // Someone else moved the upload on; it is theirs now.
             throw error
         } catch {
             // An unexpected failure (disk, database) of a step this call owns: reject it from
-            // where it is, so no row waits forever, and drop its bytes.
+            // where it is, so no row waits forever, and drop its bytes. Before this call owned
+            // it (say, the claim itself failed), the bytes may be another request's: touch nothing.
+            guard owned else { throw error }
             if MediaTransition.reject.allows(from: media.state) { _ = try? store.apply(.reject(.scanFailed), to: media.id, from: media.state) }
             FileSystem.remove(root.quarantined(media.id))
             throw error
         }
     }
 
-    private func run(_ media: inout MediaRecord, input: PipelineInput) throws -> PipelineOutcome {
+    private func run(_ media: inout MediaRecord, input: PipelineInput, owned: inout Bool) throws -> PipelineOutcome {
         var pending: PipelineInput? = input
         var bytes: [UInt8]? = nil
         while true {
@@ -133,14 +138,14 @@ public struct UploadPipeline: Sendable {
             case .pendingUpload:
                 guard case .body(let body, let maxBytes)? = pending else { throw AppError.urlUsed }
                 pending = nil
-                if let refused = try receive(body, maxBytes: maxBytes, &media) { return refused }
+                if let refused = try receive(body, maxBytes: maxBytes, &media, owned: &owned) { return refused }
             case .received:
                 guard try store.apply(.startScan, to: media.id, from: .received) else { throw AppError.urlUsed }
                 media.state = .scanning
             case .scanning:
                 let data = try bytes ?? quarantinedBytes(media.id)
                 bytes = data
-                if let stop = try scan(data, &media, input: pending) { return stop }
+                if let stop = try scan(data, &media, input: pending, owned: &owned) { return stop }
                 pending = nil
             case .processing:
                 return try render(bytes ?? quarantinedBytes(media.id), &media)
@@ -154,7 +159,7 @@ public struct UploadPipeline: Sendable {
     // MARK: Steps
 
     /// `claim`: the single-use check, then the bytes go into quarantine.
-    private func receive(_ body: IncomingBody, maxBytes: Int, _ media: inout MediaRecord) throws -> PipelineOutcome? {
+    private func receive(_ body: IncomingBody, maxBytes: Int, _ media: inout MediaRecord, owned: inout Bool) throws -> PipelineOutcome? {
         let size: Int
         switch body {
         case .file(let path): size = try FileSystem.size(path)
@@ -162,6 +167,7 @@ public struct UploadPipeline: Sendable {
         }
         guard try store.apply(.claim(bytes: size), to: media.id, from: .pendingUpload) else { throw AppError.urlUsed }
         media.state = .received
+        owned = true
         let quarantined = root.quarantined(media.id)
         switch body {
         // rename(2): atomic and free, and nginx's own clean-up of its temp name then finds nothing.
@@ -173,7 +179,7 @@ public struct UploadPipeline: Sendable {
     }
 
     /// One scan attempt or a verdict: on to `processing` (nil), or where it stops.
-    private func scan(_ data: [UInt8], _ media: inout MediaRecord, input: PipelineInput?) throws -> PipelineOutcome? {
+    private func scan(_ data: [UInt8], _ media: inout MediaRecord, input: PipelineInput?, owned: inout Bool) throws -> PipelineOutcome? {
         let verdict: ScanVerdict?
         let started = clock.monotonicMilliseconds
         // A lost race means: the callback's verdict is late (409), or someone else scanned it.
@@ -181,7 +187,9 @@ public struct UploadPipeline: Sendable {
         switch input {
         case .verdict(.clean)?: verdict = .clean
         case .verdict(.infected(let signature))?: verdict = .infected(signature: signature)
-        case .verdict(.error)?: return try deferScan(&media, lost: lost)
+        case .verdict(.error)?:
+            owned = true
+            return try deferScan(&media, lost: lost)
         default:
             do {
                 verdict = try scanner.scan(data, mediaID: media.id.rawValue)
@@ -198,12 +206,14 @@ public struct UploadPipeline: Sendable {
             return .scanning
         case .infected(let signature):
             guard try store.apply(.infected(signature: signature), to: media.id, from: .scanning) else { throw lost }
+            owned = true
             media.state = .rejected
             FileSystem.remove(root.quarantined(media.id))
             return .rejected(.infected)
         case .clean:
             let milliseconds = input == nil || input == .retry ? clock.monotonicMilliseconds - started : nil
             guard try store.apply(.clean(scanMilliseconds: milliseconds), to: media.id, from: .scanning) else { throw lost }
+            owned = true
             media.state = .processing
             return nil
         }
@@ -243,10 +253,14 @@ public struct UploadPipeline: Sendable {
                 mime: renditions.format.mimeType, width: renditions.sourceWidth, height: renditions.sourceHeight, bytes: data.count,
                 sha256: Digest.sha256(data).hexString),
             processingMilliseconds: clock.monotonicMilliseconds - started)
+        // What it replaces, read just before: its files count as old only from now (the
+        // sweeper's grace period, for pages that still show its URL).
+        let previous = try store.avatar(userID: media.userID)
         hooks.beforePublish?(media.id)
         guard try store.publish(publication) else { throw AppError.urlUsed }
         media.state = .ready
         FileSystem.remove(root.quarantined(media.id))
+        if let previous, previous.version != own.version { files.retire(previous) }
         hooks.afterPublishCommit?(media.id)
         do {
             try files.settle(userID: media.userID, own: own)

@@ -179,7 +179,8 @@ public final class Connection {
         mysql_options(mysql, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         // Causal reads on a Galera cluster: a read waits until this node has applied what other
         // nodes committed before it, so a worker that reads the avatar pointer after another
-        // node's publish sees it. A server without wsrep accepts the setting and ignores it.
+        // node's publish sees it. A server built with wsrep (Debian's MariaDB) but not in a
+        // cluster accepts the setting and ignores it.
         mysql_options(mysql, MYSQL_INIT_COMMAND, "SET SESSION wsrep_sync_wait = 1")
         let ok = mysql_real_connect(
             mysql, options.unixSocket == nil ? options.host : "localhost", options.user, options.password,

@@ -140,7 +140,7 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
                         .text(publication.source.sha256), .text(pointer.mediaID.rawValue), .state(MediaTransition.publish.from[0]),
                     ])
                 guard moved == 1 else { return false }
-                try movePointer(userID: pointer.userID, to: pointer)
+                try movePointer(userID: pointer.userID, from: try currentPointer(userID: pointer.userID), to: pointer)
                 try db.execute(
                     """
                     INSERT IGNORE INTO analytics_events (event, user_id, media_id, bytes, mime, processing_time_ms)
@@ -164,9 +164,9 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
     public func deleteAvatar(userID: String) throws(StoreError) -> AvatarPointer? {
         try storing {
             try db.transaction {
-                guard let current = try currentPointer(userID: userID)?.pointer else { return nil }
-                try movePointer(userID: userID, to: nil)
-                return current
+                guard let current = try currentPointer(userID: userID), let pointer = current.pointer else { return nil }
+                try movePointer(userID: userID, from: current, to: nil)
+                return pointer
             }
         }
     }
@@ -174,8 +174,10 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
     public func unpublish(userID: String, mediaID: MediaID, signature: String) throws(StoreError) -> Bool {
         try storing {
             try db.transaction {
+                // The generation read here guards the change: a publish in between makes it a
+                // conflict, and the rerun finds another avatar and takes nothing down.
                 guard let current = try currentPointer(userID: userID), current.pointer?.mediaID == mediaID else { return false }
-                try movePointer(userID: userID, to: nil)
+                try movePointer(userID: userID, from: current, to: nil)
                 try db.execute(
                     "UPDATE media_files SET state = ?, reject_reason = ?, scan_signature = ? WHERE id = ? AND state = ?",
                     [
@@ -204,15 +206,18 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
     }
 
     /// Points the user's avatar at `target` (nil: none, the row goes) as a versioned update,
-    /// inside the caller's transaction: the row is read with its generation and changed or
-    /// deleted only if the generation is still the one read. Losing that race (a concurrent writer on this node),
-    /// or a duplicate first row, throws `TransactionConflict` and the transaction runs again;
-    /// on a Galera cluster the loser learns it at COMMIT (1213), with the same effect.
-    private func movePointer(userID: String, to target: AvatarPointer?) throws {
-        let current = try currentPointer(userID: userID)
+    /// inside the caller's transaction: `current` is the row as the caller read it, and it is
+    /// changed or deleted only if it still has that generation and media id (a deleted and
+    /// re-created row starts its generation again; a media id is published only once). Losing
+    /// that race (a concurrent writer on this node), or a duplicate first row, throws
+    /// `TransactionConflict` and the transaction runs again; on a Galera cluster the loser
+    /// learns it at COMMIT (1213), with the same effect.
+    private func movePointer(userID: String, from current: (generation: Int, pointer: AvatarPointer?)?, to target: AvatarPointer?) throws {
         guard let target else {
             guard let current else { return }
-            let deleted = try db.execute("DELETE FROM user_avatars WHERE user_id = ? AND generation = ?", [.text(userID), .int(current.generation)])
+            let deleted = try db.execute(
+                "DELETE FROM user_avatars WHERE user_id = ? AND generation = ? AND media_id = ?",
+                [.text(userID), .int(current.generation), .optional(current.pointer?.mediaID.rawValue)])
             guard deleted == 1 else { throw TransactionConflict("avatar pointer of \(userID)") }
             return
         }
@@ -228,8 +233,8 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
             return
         }
         let moved = try db.execute(
-            "UPDATE user_avatars SET media_id = ?, version = ?, sizes = ?, generation = generation + 1 WHERE user_id = ? AND generation = ?",
-            values + [.text(userID), .int(current.generation)])
+            "UPDATE user_avatars SET media_id = ?, version = ?, sizes = ?, generation = generation + 1 WHERE user_id = ? AND generation = ? AND media_id = ?",
+            values + [.text(userID), .int(current.generation), .optional(current.pointer?.mediaID.rawValue)])
         guard moved == 1 else { throw TransactionConflict("avatar pointer of \(userID)") }
     }
 

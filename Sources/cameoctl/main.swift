@@ -189,6 +189,8 @@ struct Sweep: ParsableCommand {
         let report = try Sweeper(store: openStore(config), config: config).sweep()
         print("expired \(report.expiredUploads) unused upload(s); removed \(report.removedFiles.count) file(s); rejected \(report.abandonedUploads) abandoned upload(s)")
         for path in report.removedFiles { print("  removed \(path)") }
+        for user in report.unsettled { printError("sweep: the avatar files of \(user) could not be settled (see the log); next sweep tries again") }
+        if !report.unsettled.isEmpty { throw ExitCode(2) }
     }
 }
 

@@ -2,6 +2,7 @@ import CameoCore
 import CameoService
 import CameoSystem
 import CameoTesting
+import Foundation
 import MediaStore
 import Testing
 
@@ -261,4 +262,92 @@ import Testing
 final class Box<Value>: @unchecked Sendable {
     var value: Value
     init(_ value: Value) { self.value = value }
+}
+
+/// The published files against the store: upgrades from the layout before versioned files,
+/// repairs by the sweeper, and who may remove quarantined bytes.
+@Suite struct MediaFilesTests {
+    let photo = TestImages.png(width: 64, height: 64)
+
+    @Test func theSweeperConvertsTheOldLayoutWithoutLosingABit() throws {
+        let harness = try ServiceHarness()
+        _ = try harness.upload("olga", photo)
+        let pointer = try #require(try harness.store.avatar(userID: "olga"))
+        let folder = harness.root.userFolder("olga")
+        // The layout before: the current avatar's bytes as regular files under the stable names.
+        var legacy: [String: [UInt8]] = [:]
+        for name in harness.names(in: "profile-media/olga") { FileSystem.remove(folder + "/" + name) }
+        for (index, size) in pointer.sizes.enumerated() {
+            let name = index == 0 ? "avatar.webp" : "avatar-\(size).webp"
+            legacy[name] = Array("old bytes of \(size)".utf8)
+            try FileSystem.writeNew(legacy[name]!, to: folder + "/" + name, mode: 0o644)
+        }
+        _ = try Sweeper(store: harness.store, config: harness.config, clock: harness.clock).sweep()
+        for (name, bytes) in legacy {
+            let versioned = name.replacing(".webp", with: ".\(pointer.version).webp")
+            #expect(FileSystem.readLink(folder + "/" + name) == versioned)
+            #expect(try FileSystem.read(folder + "/" + versioned, limit: 1000) == bytes, "the old URL with ?v= serves the same bytes")
+        }
+    }
+
+    @Test func aDeleteRemovesTheOldLayoutsFilesToo() throws {
+        let harness = try ServiceHarness()
+        _ = try harness.upload("pia", photo)
+        let folder = harness.root.userFolder("pia")
+        for name in harness.names(in: "profile-media/pia") { FileSystem.remove(folder + "/" + name) }
+        try FileSystem.writeNew(Array("old".utf8), to: folder + "/avatar.webp", mode: 0o644)
+        #expect(harness.profile("DELETE", "pia").status == 204)
+        #expect(harness.names(in: "profile-media").isEmpty)
+    }
+
+    @Test func theSweeperRemovesEveryFileOfAUserWithoutAnAvatar() throws {
+        let harness = try ServiceHarness()
+        _ = try harness.upload("quinn", photo)
+        // A delete committed, but its own settle never ran (the worker died).
+        #expect(try harness.store.deleteAvatar(userID: "quinn") != nil)
+        #expect(harness.names(in: "profile-media/quinn").count == 8)
+        _ = try Sweeper(store: harness.store, config: harness.config, clock: harness.clock).sweep()
+        #expect(harness.names(in: "profile-media").isEmpty)
+    }
+
+    @Test func aReplacedVersionsGracePeriodStartsWhenItIsReplaced() throws {
+        let harness = try ServiceHarness()
+        _ = try harness.upload("rose", photo)
+        let old = try #require(try harness.store.avatar(userID: "rose"))
+        let folder = harness.root.userFolder("rose")
+        // Uploaded three days ago...
+        for name in harness.names(in: "profile-media/rose") where name.contains(old.version) {
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3 * 86_400)], ofItemAtPath: folder + "/" + name)
+        }
+        // ...replaced now: a sweep right after keeps it for the pages that still show it.
+        _ = try harness.upload("rose", TestImages.png(width: 64, height: 64) { _, _ in (0, 0, 200) })
+        _ = try Sweeper(store: harness.store, config: harness.config, clock: harness.clock).sweep()
+        #expect(harness.names(in: "profile-media/rose").filter { $0.contains(old.version) }.count == 4)
+    }
+
+    @Test func aFailedClaimLeavesAnotherRequestsBytesAlone() throws {
+        let store = InMemoryMediaStore()
+        let harness = try ServiceHarness(store: store)
+        harness.scanner.answer = .down
+        let presigned = harness.presign("sam", length: photo.count)
+        let id = MediaID(try ServiceHarness.json(presigned)["media_id"] as? String ?? "")!
+        let stale = try #require(try store.media(id: id))  // read while still pending
+        #expect(try harness.put(try harness.uploadURI(presigned), photo).status == 202)
+        #expect(harness.names(in: "quarantine") == [id.rawValue])
+        // A second request with the same URL, whose claim fails in the database.
+        store.fail(.claim)
+        let incoming = harness.root.incoming + "/second"
+        try FileSystem.writeNew(photo, to: incoming)
+        #expect(throws: StoreError.self) { try harness.service.pipeline.advance(stale, with: .body(.file(path: incoming), maxBytes: photo.count)) }
+        store.fail(nil)
+        #expect(harness.names(in: "quarantine") == [id.rawValue], "the first request's bytes stay")
+        #expect(try store.media(id: id)?.state == .scanning)
+    }
+
+    @Test func anUploadCheckOfAPathItCannotReadIsRefusedInItsEnvelope() throws {
+        let harness = try ServiceHarness()
+        let response = harness.send("PUT", "//uploads/nonsense", documentURI: Route.verifyUploadLocation)
+        #expect(response.status == 403 && response.header("X-Cameo-Error-Status") == "403")
+        #expect(response.header("X-Cameo-Error-Body")?.contains("bad_signature") == true)
+    }
 }

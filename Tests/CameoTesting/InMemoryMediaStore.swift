@@ -23,6 +23,7 @@ public final class InMemoryMediaStore: MediaStore {
         var hits: [(userID: String, action: String, at: Int)] = []
         var events: [MediaID] = []
         var reachable = true
+        var failing: MediaTransition?
     }
 
     private let state = Mutex(State())
@@ -32,6 +33,9 @@ public final class InMemoryMediaStore: MediaStore {
 
     /// Makes every call fail as an unreachable database would (and `isReachable` false).
     public func setReachable(_ reachable: Bool) { state.withLock { $0.reachable = reachable } }
+
+    /// Makes every `apply` of `transition` fail as a database error would (nil: none).
+    public func fail(_ transition: MediaTransition?) { state.withLock { $0.failing = transition } }
 
     /// `avatar_uploaded` events recorded, in order.
     public var events: [MediaID] { state.withLock { $0.events } }
@@ -76,7 +80,8 @@ public final class InMemoryMediaStore: MediaStore {
     public func apply(_ change: MediaChange, to id: MediaID, from: MediaState) throws(StoreError) -> Bool {
         precondition(change.transition.allows(from: from), "\(change.transition) does not start from \(from)")
         let now = clock.epochSeconds
-        return try locked { state in
+        return try locked { (state: inout State) throws(StoreError) -> Bool in
+            if state.failing == change.transition { throw StoreError("in-memory store told to fail \(change.transition)") }
             guard var row = state.rows[id], row.record.state == from else { return false }
             row.record.state = change.transition.to
             row.updatedAt = now
