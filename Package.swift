@@ -52,7 +52,7 @@ let package = Package(
 
         .target(
             name: "CameoSystem", dependencies: [.product(name: "SystemPackage", package: "swift-system")], swiftSettings: swiftSettings),
-        .target(name: "FastCGI", dependencies: ["CFastCGI", "CSignals"], swiftSettings: swiftSettings),
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "CSignals", "CameoSystem"], swiftSettings: swiftSettings),
         .target(name: "MariaDB", dependencies: ["CMariaDB"], swiftSettings: swiftSettings),
         .target(name: "CameoCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(

@@ -45,8 +45,12 @@ public struct Config: Sendable {
     public struct AuthSettings: Sendable {
         /// HS256 shared secret (bytes of the UTF-8 text); nil disables HS256.
         public var hs256Secret: String?
-        /// PEM public key for RS256 or ES256; nil disables them.
+        /// PEM public key for RS256 or ES256 as text (tests); nil: see `publicKeyFile`.
         public var publicKeyPEM: String?
+        /// The file holding that key (`auth.public_key_file`). It is read where tokens are
+        /// verified (the worker, `check-config`), not when the config is loaded, so commands
+        /// that verify no token (sweep, migrate) start even if it cannot be read.
+        public var publicKeyFile: String? = nil
         public var issuer: String?
         public var audience: String?
         public var leewaySeconds: Int
@@ -144,7 +148,8 @@ public struct Config: Sendable {
         }
         auth = AuthSettings(
             hs256Secret: reader.string("auth.hs256_secret"),
-            publicKeyPEM: try reader.fileContents("auth.public_key_file"),
+            publicKeyPEM: nil,
+            publicKeyFile: try reader.absolutePath("auth.public_key_file"),
             issuer: reader.string("auth.issuer"),
             audience: reader.string("auth.audience"),
             leewaySeconds: try reader.int("auth.leeway_seconds", default: 30, range: 0...300),
@@ -152,7 +157,7 @@ public struct Config: Sendable {
         if let secret = auth.hs256Secret, secret.utf8.count < 32 {
             throw ConfigError(key: "auth.hs256_secret", problem: "must be at least 32 bytes")
         }
-        if auth.hs256Secret == nil && auth.publicKeyPEM == nil {
+        if auth.hs256Secret == nil && auth.publicKeyFile == nil {
             throw ConfigError(key: "auth.hs256_secret", problem: "set it or auth.public_key_file: no token could be verified")
         }
         presign = PresignSettings(
@@ -281,12 +286,11 @@ private struct Reader {
         return value
     }
 
-    func fileContents(_ key: String) throws(ConfigError) -> String? {
-        guard let path = string(key) else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError(key: key, problem: "cannot read \(path)")
-        }
-        return String(decoding: data, as: UTF8.self)
+    /// An optional absolute path.
+    func absolutePath(_ key: String) throws(ConfigError) -> String? {
+        guard let value = string(key) else { return nil }
+        guard value.hasPrefix("/") else { throw ConfigError(key: key, problem: "must be an absolute path") }
+        return value
     }
 
     /// `id:secret` pairs separated by commas.

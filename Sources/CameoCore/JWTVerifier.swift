@@ -21,7 +21,14 @@ public struct JWTVerifier: Sendable {
 
     public init(settings: Config.AuthSettings) throws {
         hs256Secret = settings.hs256Secret.map { Array($0.utf8) }
-        publicKey = try settings.publicKeyPEM.map { try PublicKey(pem: $0) }
+        var pem = settings.publicKeyPEM
+        if pem == nil, let path = settings.publicKeyFile {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigError(key: "auth.public_key_file", problem: "cannot read \(path)")
+            }
+            pem = String(decoding: data, as: UTF8.self)
+        }
+        publicKey = try pem.map { try PublicKey(pem: $0) }
         issuer = settings.issuer
         audience = settings.audience
         leeway = settings.leewaySeconds

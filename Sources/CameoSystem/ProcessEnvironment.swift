@@ -3,15 +3,19 @@ internal import Glibc
 /// This process: its environment, id, standard error, and how it ends.
 public enum SystemProcess {
     /// The environment as a dictionary (walks `environ`).
-    public static var environment: [String: String] {
-        var environment: [String: String] = [:]
-        var cursor = environ
+    public static var environment: [String: String] { keyValues(environ) }
+
+    /// A NULL-terminated array of `NAME=value` C strings (`environ`, or libfcgi's request
+    /// parameters) as a dictionary, copied.
+    public static func keyValues(_ array: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> [String: String] {
+        var values: [String: String] = [:]
+        var cursor = array
         while let entry = cursor.pointee {
             let pair = String(cString: entry)
-            if let equals = pair.firstIndex(of: "=") { environment[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
+            if let equals = pair.firstIndex(of: "=") { values[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
             cursor += 1
         }
-        return environment
+        return values
     }
 
     /// The process id (`getpid`).

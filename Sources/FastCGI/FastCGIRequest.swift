@@ -1,5 +1,6 @@
 internal import CFastCGI
 internal import CSignals
+internal import CameoSystem
 
 /// One accepted FastCGI request. Its parameters are copied into Swift strings on accept,
 /// because libfcgi frees the `envp` array on the next `FCGX_Finish_r`.
@@ -10,17 +11,7 @@ public struct FastCGIRequest: ~Copyable {
 
     fileprivate init(raw: UnsafeMutablePointer<FCGX_Request>) {
         self.raw = raw
-        var parameters: [String: String] = [:]
-        if var cursor = raw.pointee.envp {
-            while let entry = cursor.pointee {
-                let pair = String(cString: entry)
-                if let separator = pair.firstIndex(of: "=") {
-                    parameters[String(pair[..<separator])] = String(pair[pair.index(after: separator)...])
-                }
-                cursor += 1
-            }
-        }
-        self.parameters = parameters
+        parameters = raw.pointee.envp.map(SystemProcess.keyValues) ?? [:]
     }
 
     /// Reads the request body from FastCGI stdin, at most `limit` bytes (`FCGX_GetStr`).

@@ -32,6 +32,8 @@ let server: FastCGIServer
 do {
     service = try Service(config: config, store: MariaDBMediaStore(config.database))
     server = try FastCGIServer()
+} catch let error as ConfigError {
+    fail(error.description, code: 78)  // the token key named in the config cannot be read
 } catch {
     fail("cannot start: \(error)", code: 70)
 }

@@ -351,3 +351,25 @@ final class Box<Value>: @unchecked Sendable {
         #expect(response.header("X-Cameo-Error-Body")?.contains("bad_signature") == true)
     }
 }
+
+/// Each maintenance command builds only what it needs.
+@Suite struct MaintenanceTests {
+    @Test func theSweeperRunsWhereTheTokenKeyCannotBeRead() throws {
+        let harness = try ServiceHarness()
+        let config = try Config(
+            values: [
+                "media_root": harness.root.path, "auth.public_key_file": "/nonexistent/jwt-public.pem",
+                "presign.keys": "k1:harness-presign-key-0123456789abcdef0123",
+            ],
+            environment: [:])
+        // The worker refuses to start, naming the key...
+        #expect { _ = try Service(config: config, store: harness.store) } throws: { error in
+            (error as? ConfigError)?.key == "auth.public_key_file"
+        }
+        // ...while the sweeper, which verifies no token, does its work.
+        let presigned = harness.presign("tom", length: 100)
+        let id = MediaID(try ServiceHarness.json(presigned)["media_id"] as? String ?? "")!
+        try #require(harness.store as? InMemoryMediaStore).backdate(id, by: 2 * 86_400)
+        #expect(try Sweeper(store: harness.store, config: config, clock: harness.clock).sweep().expiredUploads == 1)
+    }
+}
