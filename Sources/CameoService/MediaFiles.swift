@@ -118,14 +118,16 @@ public struct AvatarFiles: Sendable {
     }
 
     /// Writes a version's files under their own names (a temporary file, then `link`, which
-    /// never replaces: an existing file of the same version has the same bytes). No "exists
-    /// already" shortcut: on a shared file system a cached answer could hide a removal.
+    /// never replaces: an existing file of the same version has the same bytes). A file there
+    /// already is kept: a publisher's settle finds its own files, written before its commit,
+    /// and writes nothing again unless a delete removed them meanwhile.
     func write(_ own: OwnVersion, userID: String) throws(SystemError) {
         let folder = root.userFolder(userID)
         let largest = own.renditions.keys.max() ?? 0
         try inFolder(folder) { () throws(SystemError) in
             for (size, bytes) in own.renditions {
                 let final = folder + "/" + AvatarLayout.versionName(size: size, largest: largest, version: own.version)
+                if FileSystem.exists(final) { continue }
                 let temporary = folder + "/.\(MediaID.random()).tmp"
                 try FileSystem.writeNew(bytes, to: temporary, mode: 0o644)
                 defer { FileSystem.remove(temporary) }
