@@ -43,7 +43,10 @@ public struct Config: Sendable {
     }
 
     public struct AuthSettings: Sendable {
-        /// HS256 shared secret (bytes of the UTF-8 text); nil disables HS256.
+        /// The token algorithms accepted (`auth.algorithms`); nothing else is, whatever keys
+        /// are configured.
+        public var algorithms: Set<JWTAlgorithm> = []
+        /// HS256 shared secret (bytes of the UTF-8 text), for `HS256`.
         public var hs256Secret: String?
         /// PEM public key for RS256 or ES256 as text (tests); nil: see `publicKeyFile`.
         public var publicKeyPEM: String?
@@ -146,7 +149,11 @@ public struct Config: Sendable {
         if let socket = database.socket, !socket.hasPrefix("/") {
             throw ConfigError(key: "database.socket", problem: "must be an absolute path")
         }
+        if SecretPolicy.isPlaceholder(database.password) {
+            throw ConfigError(key: "database.password", problem: "is a placeholder; set the password of the database user")
+        }
         auth = AuthSettings(
+            algorithms: try reader.algorithms("auth.algorithms"),
             hs256Secret: reader.string("auth.hs256_secret"),
             publicKeyPEM: nil,
             publicKeyFile: try reader.absolutePath("auth.public_key_file"),
@@ -154,11 +161,22 @@ public struct Config: Sendable {
             audience: reader.string("auth.audience"),
             leewaySeconds: try reader.int("auth.leeway_seconds", default: 30, range: 0...300),
             allowedOrigins: reader.list("auth.allowed_origins") ?? [publicBaseURL])
-        if let secret = auth.hs256Secret, secret.utf8.count < 32 {
-            throw ConfigError(key: "auth.hs256_secret", problem: "must be at least 32 bytes")
+        // HS256 is on only when listed, and a key is configured only for an algorithm that is:
+        // a leftover secret must not quietly keep HS256 alive beside a public key.
+        if auth.algorithms.contains(.hs256) {
+            guard let secret = auth.hs256Secret else {
+                throw ConfigError(key: "auth.hs256_secret", problem: "auth.algorithms lists HS256, so this secret is required")
+            }
+            try SecretPolicy.check(secret, key: "auth.hs256_secret")
+        } else if auth.hs256Secret != nil {
+            throw ConfigError(key: "auth.hs256_secret", problem: "is set but auth.algorithms does not list HS256; remove it or list HS256")
         }
-        if auth.hs256Secret == nil && auth.publicKeyFile == nil {
-            throw ConfigError(key: "auth.hs256_secret", problem: "set it or auth.public_key_file: no token could be verified")
+        let publicKeyAlgorithms = auth.algorithms.subtracting([.hs256])
+        if !publicKeyAlgorithms.isEmpty && auth.publicKeyFile == nil {
+            throw ConfigError(key: "auth.public_key_file", problem: "auth.algorithms lists \(publicKeyAlgorithms.map(\.rawValue).sorted().joined(separator: ", ")), which need this key")
+        }
+        if publicKeyAlgorithms.isEmpty && auth.publicKeyFile != nil {
+            throw ConfigError(key: "auth.public_key_file", problem: "is set but auth.algorithms lists neither RS256 nor ES256")
         }
         presign = PresignSettings(
             keys: try reader.keyring("presign.keys"),
@@ -201,13 +219,14 @@ public struct Config: Sendable {
             retryBaseSeconds: try reader.int("scanner.retry_base_seconds", default: 5, range: 1...3600),
             externalURL: reader.string("scanner.external_url"),
             callbackSecret: reader.string("scanner.callback_secret"))
+        if let secret = scanner.callbackSecret { try SecretPolicy.check(secret, key: "scanner.callback_secret") }
         if mode == .external {
             // The announcer speaks plain HTTP (a local service, or a TLS proxy in front of a remote one).
             guard let url = scanner.externalURL, url.hasPrefix("http://") else {
                 throw ConfigError(key: "scanner.external_url", problem: "external mode needs the scanner's http:// URL")
             }
-            guard let secret = scanner.callbackSecret, secret.utf8.count >= 32 else {
-                throw ConfigError(key: "scanner.callback_secret", problem: "external mode needs a secret of at least 32 bytes")
+            guard scanner.callbackSecret != nil else {
+                throw ConfigError(key: "scanner.callback_secret", problem: "external mode needs this secret; generate one with `cameoctl generate-secret`")
             }
         }
         abandonedAfterSeconds = try reader.int("purge.abandoned_after_seconds", default: 86_400, range: 60...31_536_000)
@@ -220,8 +239,13 @@ public struct Config: Sendable {
             if required { throw ConfigError(key: "CAMEO_CONFIG", problem: "cannot read \(path)") }
             return [:]
         }
+        return try parse(text: String(decoding: data, as: UTF8.self), source: path)
+    }
+
+    /// Parses config text; `source` names it in errors.
+    public static func parse(text: String, source path: String) throws(ConfigError) -> [String: String] {
         var values: [String: String] = [:]
-        for (number, rawLine) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let equals = line.firstIndex(of: "=") else {
@@ -286,6 +310,21 @@ private struct Reader {
         return value
     }
 
+    /// A comma-separated list of JWT algorithms; required, so that none is on by accident.
+    func algorithms(_ key: String) throws(ConfigError) -> Set<JWTAlgorithm> {
+        guard let names = list(key), !names.isEmpty else {
+            throw ConfigError(key: key, problem: "is required: the algorithms of your application's tokens (HS256, RS256, ES256)")
+        }
+        var algorithms: Set<JWTAlgorithm> = []
+        for name in names {
+            guard let algorithm = JWTAlgorithm(rawValue: name.uppercased()) else {
+                throw ConfigError(key: key, problem: "`\(name)` is not HS256, RS256 or ES256")
+            }
+            algorithms.insert(algorithm)
+        }
+        return algorithms
+    }
+
     /// An optional absolute path.
     func absolutePath(_ key: String) throws(ConfigError) -> String? {
         guard let value = string(key) else { return nil }
@@ -304,7 +343,7 @@ private struct Reader {
             guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
                 throw ConfigError(key: key, problem: "key ids may hold only letters, digits, - and _")
             }
-            guard secret.utf8.count >= 32 else { throw ConfigError(key: key, problem: "the secret of key `\(id)` is shorter than 32 bytes") }
+            try SecretPolicy.check(secret, key: key, subject: "the secret of key `\(id)`")
             keys[id] = secret
         }
         return keys

@@ -10,9 +10,18 @@ public struct TokenClaims: Sendable, Equatable {
     public let expiresAt: Int
 }
 
+/// The JWT signature algorithms Cameo can verify.
+public enum JWTAlgorithm: String, Sendable, CaseIterable {
+    case hs256 = "HS256"
+    case rs256 = "RS256"
+    case es256 = "ES256"
+}
+
 /// Verifies JWTs issued by the host application's login: HS256 with a shared secret, RS256 or
-/// ES256 with its public key. `alg: none` and any algorithm without a configured key are refused.
+/// ES256 with its public key, each only when `auth.algorithms` lists it. `alg: none` and any
+/// algorithm not listed are refused.
 public struct JWTVerifier: Sendable {
+    private let algorithms: Set<JWTAlgorithm>
     private let hs256Secret: [UInt8]?
     private let publicKey: PublicKey?
     private let issuer: String?
@@ -20,6 +29,7 @@ public struct JWTVerifier: Sendable {
     private let leeway: Int
 
     public init(settings: Config.AuthSettings) throws {
+        algorithms = settings.algorithms
         hs256Secret = settings.hs256Secret.map { Array($0.utf8) }
         var pem = settings.publicKeyPEM
         if pem == nil, let path = settings.publicKeyFile {
@@ -86,17 +96,16 @@ public struct JWTVerifier: Sendable {
         return TokenClaims(userID: sub, tokenID: claims.jti, expiresAt: Int(exp))
     }
 
-    private func verifySignature(algorithm: String, signature: [UInt8], signingInput: [UInt8]) -> Bool {
+    private func verifySignature(algorithm name: String, signature: [UInt8], signingInput: [UInt8]) -> Bool {
+        guard let algorithm = JWTAlgorithm(rawValue: name), algorithms.contains(algorithm) else { return false }
         switch algorithm {
-        case "HS256":
+        case .hs256:
             guard let hs256Secret else { return false }
             return Digest.constantTimeEquals(Digest.hmacSHA256(key: hs256Secret, signingInput), signature)
-        case "RS256":
+        case .rs256:
             return publicKey?.verifyRS256(signature: signature, message: signingInput) ?? false
-        case "ES256":
+        case .es256:
             return publicKey?.verifyES256(signature: signature, message: signingInput) ?? false
-        default:
-            return false
         }
     }
 

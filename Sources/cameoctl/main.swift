@@ -14,8 +14,8 @@ struct CameoCtl: ParsableCommand {
         commandName: "cameoctl",
         abstract: "Administer a Cameo installation.",
         subcommands: [
-            Migrate.self, CheckConfig.self, RenderNginx.self, Token.self, Revoke.self, ShowMedia.self, SignURL.self, ScanRetry.self,
-            Sweep.self, Rescan.self,
+            Migrate.self, CheckConfig.self, InitConfig.self, GenerateSecret.self, RenderNginx.self, Token.self, Revoke.self, ShowMedia.self,
+            SignURL.self, ScanRetry.self, Sweep.self, Rescan.self,
         ])
 }
 
@@ -52,6 +52,53 @@ struct CheckConfig: ParsableCommand {
         let config = try loadConfig()
         _ = try JWTVerifier(settings: config.auth)
         print("config ok: media_root=\(config.mediaRoot) public_base_url=\(config.publicBaseURL) presign keys=\(config.presign.keys.keys.sorted().joined(separator: ","))")
+    }
+}
+
+func freshSecret() -> String { SecretPolicy.generate() }
+
+struct GenerateSecret: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate-secret", abstract: "Print a fresh secret (32 random bytes, hex) for auth.hs256_secret, presign.keys or scanner.callback_secret.")
+    func run() { print(freshSecret()) }
+}
+
+struct InitConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init-config",
+        abstract: "Write a configuration for a new install, with freshly generated secrets.",
+        discussion: """
+            The token secret (HS256) and the database password are new; give the first to the host \
+            application that mints the tokens, and create the database user with the second. The file \
+            is written 0640 and never overwritten.
+            """)
+    @Option(help: "Where clients reach nginx, e.g. https://avatars.example.com.") var publicBaseURL: String
+    @Option(help: "The file to write.") var output = Config.defaultPath
+
+    func run() throws {
+        guard !FileSystem.exists(output) else { throw ValidationError("\(output) exists; it is never overwritten") }
+        let databasePassword = freshSecret()
+        let text = """
+            # Written by `cameoctl init-config`; every key is described in cameo.conf.example.
+            public_base_url = \(publicBaseURL)
+            media_root = /var/lib/cameo/media
+            database.socket = /run/mysqld/mysqld.sock
+            database.user = cameo
+            database.password = \(databasePassword)
+            database.name = cameo
+            # Tokens of the host application, signed with this shared secret (or list RS256/ES256 and
+            # set auth.public_key_file, and remove the secret).
+            auth.algorithms = HS256
+            auth.hs256_secret = \(freshSecret())
+            presign.keys = k1:\(freshSecret())
+            presign.active_key = k1
+
+            """
+        // Validated as the workers will read it, before it is written.
+        _ = try Config(values: Config.parse(text: text, source: output), environment: [:])
+        try FileSystem.writeNew(Array(text.utf8), to: output, mode: 0o640)
+        print("wrote \(output); create the database user with:")
+        print("  CREATE USER 'cameo'@'localhost' IDENTIFIED BY '<database.password from \(output)>'; GRANT ALL ON cameo.* TO 'cameo'@'localhost';")
     }
 }
 

@@ -5,7 +5,7 @@ import Testing
 @Suite struct JWTVerifierTests {
     static let secret = String(repeating: "k", count: 32)
     let verifier = try! JWTVerifier(
-        settings: .init(hs256Secret: secret, publicKeyPEM: nil, issuer: nil, audience: nil, leewaySeconds: 30, allowedOrigins: []))
+        settings: .init(algorithms: [.hs256], hs256Secret: secret, publicKeyPEM: nil, issuer: nil, audience: nil, leewaySeconds: 30, allowedOrigins: []))
 
     func token(header: String = #"{"alg":"HS256","typ":"JWT"}"#, claims: String, secret: String = secret) -> String {
         let head = Base64URL.encode(Array(header.utf8))
@@ -40,7 +40,9 @@ import Testing
 
     @Test func checksIssuerAndAudienceWhenConfigured() throws {
         let strict = try JWTVerifier(
-            settings: .init(hs256Secret: Self.secret, publicKeyPEM: nil, issuer: "app", audience: "cameo", leewaySeconds: 0, allowedOrigins: []))
+            settings: .init(
+                algorithms: [.hs256], hs256Secret: Self.secret, publicKeyPEM: nil, issuer: "app", audience: "cameo", leewaySeconds: 0,
+                allowedOrigins: []))
         _ = try strict.verify(token(claims: #"{"sub":"a","exp":9000,"iss":"app","aud":["x","cameo"]}"#), now: 1)
         #expect(throws: AppError.invalidToken) { try strict.verify(token(claims: #"{"sub":"a","exp":9000,"iss":"other","aud":"cameo"}"#), now: 1) }
         #expect(throws: AppError.invalidToken) { try strict.verify(token(claims: #"{"sub":"a","exp":9000,"iss":"app","aud":"x"}"#), now: 1) }
@@ -54,9 +56,11 @@ import Testing
 }
 
 @Suite struct ConfigTests {
+    static let hs256Secret = "9f2c41d07be85a36c1e4f08d7a2b95e35b0e7d19c4a6f2830de5b71a9c4f6e02"
     let base = [
-        "auth.hs256_secret": String(repeating: "k", count: 32),
-        "presign.keys": "a:" + String(repeating: "s", count: 32),
+        "auth.algorithms": "HS256",
+        "auth.hs256_secret": Self.hs256Secret,
+        "presign.keys": "a:5d1e9b72c04af83e6b2d07c95f1a84e27c3f0b9e1d64a58c2e9f7b031da6c845",
     ]
 
     @Test func defaultsFollowTheSpec() throws {
@@ -88,6 +92,51 @@ import Testing
         // Secrets never appear in the message.
         #expect(problem(["presign.keys": "a:tooshortsecret"])?.contains("tooshortsecret") == false)
     }
+
+    func problem(_ values: [String: String]) -> String? {
+        do {
+            _ = try Config(values: base.merging(values) { $1 }, environment: [:])
+            return nil
+        } catch { return error.description }
+    }
+
+    @Test func placeholdersAndLowEntropySecretsAreRefusedByName() {
+        // What the example config used to ship, and other values no generator makes.
+        let placeholder = "CHANGE-ME-TO-32-OR-MORE-RANDOM-BYTES"
+        for bad in [placeholder, String(repeating: "k", count: 40), "abababababababababababababababab", "my-example-secret-for-the-cameo-app"] {
+            let message = problem(["auth.hs256_secret": bad])
+            #expect(message?.contains("auth.hs256_secret") == true, "\(bad) was accepted")
+            #expect(message?.contains(bad) == false, "the message echoes the secret")
+            #expect(problem(["presign.keys": "a:" + bad])?.contains("presign.keys") == true)
+            #expect(problem(["scanner.callback_secret": bad])?.contains("scanner.callback_secret") == true)
+        }
+        #expect(problem(["database.password": "CHANGE-ME"])?.contains("database.password") == true)
+        // What `cameoctl generate-secret` makes passes.
+        #expect(problem(["auth.hs256_secret": Digest.randomBytes(32).hexString]) == nil)
+    }
+
+    @Test func algorithmsAreExplicitAndMatchTheirKeys() {
+        #expect(problem(["auth.algorithms": ""])?.contains("auth.algorithms") == true)
+        #expect(problem(["auth.algorithms": "none"])?.contains("auth.algorithms") == true)
+        // A leftover secret does not keep HS256 on beside a public key.
+        #expect(problem(["auth.algorithms": "RS256", "auth.public_key_file": "/etc/cameo/jwt.pem"])?.contains("auth.hs256_secret") == true)
+        #expect(problem(["auth.algorithms": "HS256, RS256"])?.contains("auth.public_key_file") == true)
+        var values = base
+        values["auth.hs256_secret"] = nil
+        values["auth.algorithms"] = "RS256"
+        values["auth.public_key_file"] = "/etc/cameo/jwt.pem"
+        #expect((try? Config(values: values, environment: [:]))?.auth.algorithms == [.rs256])
+    }
+
+    @Test func hs256IsRefusedWhenNotListedWhateverTheKeys() throws {
+        let secret = Self.hs256Secret
+        let onlyRS = try JWTVerifier(
+            settings: .init(algorithms: [.rs256], hs256Secret: secret, publicKeyPEM: RS256Tests.publicKey, issuer: nil, audience: nil, leewaySeconds: 0,
+                            allowedOrigins: []))
+        let forged = JWTMinter.hs256(secret: secret, userID: "mallory", ttlSeconds: 60, now: 1000, issuer: nil, audience: nil).token
+        #expect(throws: AppError.invalidToken) { try onlyRS.verify(forged, now: 1000) }
+        #expect(try onlyRS.verify(RS256Tests.token, now: 1_700_000_000).userID == "rsa-user")
+    }
 }
 
 /// RS256: a key pair and token made once with Python's cryptography and PyJWT (the host
@@ -108,8 +157,8 @@ OwIDAQAB
     static let token = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJyc2EtdXNlciIsImV4cCI6NDEwMjQ0NDgwMCwianRpIjoicjEifQ.eyXhdoDgLenxn78-MODq9D5_unkuGARW3VJ5yoYBjpCBNluln968gBiJObq_emVzWKBxaPkpaXi1MDWkLGJpeleSYJpYQyKIGC-9Qsw8cmOnI4JOuCnilRjGHbkO_GbFORT4U6GRoVSrT0H85s6kAg1_2PEUaKq1QAIecODNwWKG0kF-C6IoksFZCrwrDQWbeXS6NHzuWGtRU4FvDDn5b14Q1ADZ5jBTYr7BLy0MhSfH_Yd6vj9Y4uw4HyBi96JZcLr0mCEuGrpMWnEfZF6ByFL9cbRhIauifgqAol3nuHqMUqWxos8J4v8sMdt9E9tJc7SHOG51DYeKj8ZrUXojuA"
 
     let verifier = try! JWTVerifier(
-        settings: .init(hs256Secret: String(repeating: "h", count: 32), publicKeyPEM: publicKey, issuer: nil, audience: nil,
-                        leewaySeconds: 0, allowedOrigins: []))
+        settings: .init(algorithms: [.hs256, .rs256], hs256Secret: String(repeating: "h", count: 32), publicKeyPEM: publicKey, issuer: nil,
+                        audience: nil, leewaySeconds: 0, allowedOrigins: []))
 
     @Test func verifiesTokenSignedByTheKeyHolder() throws {
         #expect(try verifier.verify(Self.token, now: 1_700_000_000) == TokenClaims(userID: "rsa-user", tokenID: "r1", expiresAt: 4_102_444_800))

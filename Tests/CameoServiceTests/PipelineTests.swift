@@ -358,8 +358,8 @@ final class Box<Value>: @unchecked Sendable {
         let harness = try ServiceHarness()
         let config = try Config(
             values: [
-                "media_root": harness.root.path, "auth.public_key_file": "/nonexistent/jwt-public.pem",
-                "presign.keys": "k1:harness-presign-key-0123456789abcdef0123",
+                "media_root": harness.root.path, "auth.algorithms": "RS256", "auth.public_key_file": "/nonexistent/jwt-public.pem",
+                "presign.keys": "k1:a4f09e2c7b1d58e36f0a2c9d4b7e1f85c3a6e0d92b7f14c58a3e6d0b9f2c71",
             ],
             environment: [:])
         // The worker refuses to start, naming the key...

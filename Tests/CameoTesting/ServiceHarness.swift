@@ -15,8 +15,8 @@ public final class ServiceHarness {
     public let root: MediaRoot
     public let config: Config
     public let service: Service
-    public static let secret = "harness-hs256-secret-0123456789abcdef0123"
-    public static let callbackSecret = "harness-callback-secret-0123456789abcdef"
+    public static let secret = "3b8e51f0c9a2d74e6f1b08c5a93d27e4b6f0d95c1e7a2b48f3c60e9d1a7b5f24"
+    public static let callbackSecret = "e71c0a9d4f2b86e35c1d09a7f4b2e863d5c1f08b3e9a26d7c4f1b05e8a3d9c62"
 
     /// `settings` override config keys (`scanner.mode`, `scanner.max_attempts`, ...).
     public init(
@@ -29,8 +29,8 @@ public final class ServiceHarness {
         root = MediaRoot(path)
         for folder in [path, root.quarantine, root.incoming, root.published] { try FileSystem.makeDirectory(folder, mode: 0o700) }
         var values = [
-            "public_base_url": "http://127.0.0.1:8080", "media_root": path, "auth.hs256_secret": Self.secret,
-            "presign.keys": "k1:harness-presign-key-0123456789abcdef0123", "scanner.callback_secret": Self.callbackSecret,
+            "public_base_url": "http://127.0.0.1:8080", "media_root": path, "auth.algorithms": "HS256", "auth.hs256_secret": Self.secret,
+            "presign.keys": "k1:a4f09e2c7b1d58e36f0a2c9d4b7e1f85c3a6e0d92b7f14c58a3e6d0b9f2c71", "scanner.callback_secret": Self.callbackSecret,
             "scanner.external_url": "http://127.0.0.1:9/scan",
         ]
         values.merge(settings) { _, new in new }

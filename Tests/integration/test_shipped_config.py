@@ -4,11 +4,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
+import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_site_file_passes_nginx_t_in_debians_layout():
+def test_site_file_passes_nginx_t_in_debians_layout(stack):
     with tempfile.TemporaryDirectory() as etc:
         shutil.copytree("/etc/nginx", etc, dirs_exist_ok=True, symlinks=True)
         # load_module paths are relative to the prefix; point them at Debian's modules.
@@ -23,7 +25,7 @@ def test_site_file_passes_nginx_t_in_debians_layout():
         os.makedirs(os.path.join(media, "incoming"))
         # Rendered as an install renders it; the only change: the media root, which `nginx -t`
         # wants to exist (CAMEO_MEDIA_ROOT overrides the stack's config).
-        env = dict(os.environ, CAMEO_MEDIA_ROOT=media)
+        env = dict(os.environ, CAMEO_CONFIG=stack.config_path, CAMEO_MEDIA_ROOT=media)
         subprocess.run([os.path.join(ROOT, ".build", "release", "cameoctl"), "render-nginx", "--output", os.path.join(etc, "cameo"),
                         "--site", os.path.join(etc, "sites-enabled", "cameo.conf"),
                         "--template", os.path.join(ROOT, "nginx", "sites-available", "cameo.conf.in")], env=env, check=True)
@@ -50,6 +52,42 @@ def test_systemd_units_verify_without_warnings(tmp_path):
     for unit in sorted(tmp_path.iterdir()):
         result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0 and result.stdout + result.stderr == "", f"{unit.name}: {result.stdout}{result.stderr}"
+
+
+PLACEHOLDERS = ["CHANGE-ME-TO-32-OR-MORE-RANDOM-BYTES", "CHANGE-ME", "x" * 40]
+
+
+def test_the_example_config_ships_no_secret_and_cannot_start_a_worker(stack):
+    """Copying the example as it is gives a worker that refuses to start, naming a key; no
+    value in it is usable as a secret, and tokens forged with the placeholders it once held are
+    refused by the running stack."""
+    import jwt
+    import requests
+
+    example = os.path.join(ROOT, "deploy", "cameo.conf.example")
+    release = os.path.join(ROOT, ".build", "release")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMEO_")}
+    env["CAMEO_CONFIG"] = example
+    worker = subprocess.run([os.path.join(release, "cameo-fcgi")], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10)
+    assert worker.returncode == 78, worker.stderr
+    assert "auth.algorithms" in worker.stderr
+    for line in open(example):
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key = line.split("=", 1)[0].strip()
+            assert "secret" not in key and "password" not in key and "keys" not in key, f"the example sets {key}"
+    # A placeholder put in the config by hand stops the start too, named and not echoed.
+    for placeholder in PLACEHOLDERS:
+        env.update(CAMEO_CONFIG=stack.config_path, CAMEO_AUTH_HS256_SECRET=placeholder)
+        check = subprocess.run([os.path.join(release, "cameoctl"), "check-config"], env=env, capture_output=True, text=True)
+        assert check.returncode != 0 and "auth.hs256_secret" in check.stderr and placeholder not in check.stderr
+    for placeholder in PLACEHOLDERS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyJWT warns about the short key: that is the point
+            forged = jwt.encode({"sub": "victim", "exp": int(time.time()) + 60}, placeholder, algorithm="HS256")
+        response = requests.post(stack.url("/users/me/avatar/upload"), json={"content_type": "image/png", "content_length": 10},
+                                 headers={"Authorization": f"Bearer {forged}"})
+        assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_token"
 
 
 def test_a_bad_config_value_stops_the_worker_and_names_the_key(stack):
