@@ -181,7 +181,7 @@ public struct Config: Sendable {
         presign = PresignSettings(
             keys: try reader.keyring("presign.keys"),
             activeKeyID: reader.string("presign.active_key") ?? "",
-            ttlSeconds: try reader.int("presign.ttl_seconds", default: 300, range: 30...3600),
+            ttlSeconds: try reader.int("presign.ttl_seconds", default: 300, range: 5...3600),
             region: reader.string("presign.region") ?? "cameo")
         if presign.activeKeyID.isEmpty, presign.keys.count == 1 { presign.activeKeyID = presign.keys.keys.first! }
         guard presign.keys[presign.activeKeyID] != nil else {

@@ -27,10 +27,13 @@ public struct HTTPRequest: Sendable {
     /// nginx's `$request_id`, echoed in logs and 5xx bodies.
     public var requestID: String
     public var body: RequestBody
+    /// Seconds since nginx read the request's first byte (`CAMEO_REQUEST_AGE`, set by nginx on
+    /// the upload location only); nil elsewhere.
+    public var age: Double?
 
     public init(
         method: String, documentURI: String, path: String, rawQuery: String = "", headers: [String: String] = [:], requestID: String = "-",
-        body: RequestBody = .none
+        body: RequestBody = .none, age: Double? = nil
     ) {
         self.method = method
         self.documentURI = documentURI
@@ -39,6 +42,7 @@ public struct HTTPRequest: Sendable {
         self.headers = headers
         self.requestID = requestID
         self.body = body
+        self.age = age
     }
 
     /// Builds a request from CGI parameters (`REQUEST_METHOD`, `DOCUMENT_URI`, `REQUEST_URI`,
@@ -55,7 +59,8 @@ public struct HTTPRequest: Sendable {
         let (path, query) = Self.split(uri: parameters["REQUEST_URI"] ?? "/")
         self.init(
             method: parameters["REQUEST_METHOD"] ?? "GET", documentURI: parameters["DOCUMENT_URI"] ?? path, path: path, rawQuery: query,
-            headers: headers, requestID: parameters["CAMEO_REQUEST_ID"] ?? "-", body: body)
+            headers: headers, requestID: parameters["CAMEO_REQUEST_ID"] ?? "-", body: body,
+            age: parameters["CAMEO_REQUEST_AGE"].flatMap(Double.init).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil })
     }
 
     /// `HTTP_X_FORWARDED_FOR` → `x-forwarded-for`.

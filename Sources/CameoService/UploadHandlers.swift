@@ -10,11 +10,13 @@ struct PresignedURLCheck: Sendable {
     let maxLifetime: Int
     let clock: any TimeSource
 
-    /// The signed byte bound, or the refusal.
+    /// The signed byte bound, or the refusal. Expiry is judged when the request started (its
+    /// `age`, from nginx): a body still arriving when the URL expires is not refused for it.
     func verify(_ request: HTTPRequest, path: String) throws(AppError) -> Int {
+        let started = clock.epochSeconds - Int(request.age ?? 0)
         let verdict = presigner.verify(
             method: request.method, host: request.headers["host"] ?? "", path: path,
-            contentType: request.headers["content-type"] ?? "", query: request.queryItems, now: clock.epochSeconds, maxLifetime: maxLifetime)
+            contentType: request.headers["content-type"] ?? "", query: request.queryItems, now: started, maxLifetime: maxLifetime)
         switch verdict {
         case .failure(.badSignature): throw .badSignature(.uploadURL)
         case .failure(.expired): throw .urlExpired

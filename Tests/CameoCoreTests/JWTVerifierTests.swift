@@ -85,7 +85,7 @@ import Testing
             } catch { return error.description }
         }
         #expect(problem(["limits.max_side": "big"])?.contains("limits.max_side (env CAMEO_LIMITS_MAX_SIDE)") == true)
-        #expect(problem(["presign.ttl_seconds": "5"])?.contains("presign.ttl_seconds") == true)
+        #expect(problem(["presign.ttl_seconds": "4"])?.contains("presign.ttl_seconds") == true)
         #expect(problem(["auth.hs256_secret": "short"])?.contains("auth.hs256_secret") == true)
         #expect(problem(["public_base_url": "ftp://x"])?.contains("public_base_url") == true)
         #expect(problem(["presign.keys": "a:short"])?.contains("presign.keys") == true)

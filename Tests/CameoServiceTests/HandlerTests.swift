@@ -100,6 +100,16 @@ import Testing
         #expect(expired.status == 403 && ServiceHarness.code(expired) == "url_expired")
     }
 
+    @Test func expiryIsJudgedWhenTheRequestStarted() throws {
+        let harness = try ServiceHarness()
+        let slow = try harness.uploadURI(harness.presign("a", length: photo.count))
+        let late = try harness.uploadURI(harness.presign("a", length: photo.count))
+        // Both bodies finish arriving after the 300 s lifetime; the first began 10 s in.
+        harness.clock.advance(seconds: 330)
+        #expect(try harness.put(slow, photo, age: 320).status == 200)
+        #expect(ServiceHarness.code(try harness.put(late, photo, age: 0)) == "url_expired")
+    }
+
     // MARK: Ownership and lookups
 
     @Test func mediaStatusIsForItsOwnerOnly() throws {

@@ -58,13 +58,15 @@ public final class ServiceHarness {
     }
 
     public func send(
-        _ method: String, _ uri: String, headers: [String: String] = [:], body: RequestBody = .none, documentURI: String? = nil
+        _ method: String, _ uri: String, headers: [String: String] = [:], body: RequestBody = .none, documentURI: String? = nil,
+        age: Double? = nil
     ) -> HTTPResponse {
         let (path, query) = uri.firstIndex(of: "?").map { (String(uri[..<$0]), String(uri[uri.index(after: $0)...])) } ?? (uri, "")
         var all = ["host": "127.0.0.1:8080"]
         all.merge(headers) { _, new in new }
         return service.router.respond(
-            to: HTTPRequest(method: method, documentURI: documentURI ?? path, path: path, rawQuery: query, headers: all, requestID: "test", body: body))
+            to: HTTPRequest(
+                method: method, documentURI: documentURI ?? path, path: path, rawQuery: query, headers: all, requestID: "test", body: body, age: age))
     }
 
     public func presign(_ user: String, type: String = "image/png", length: Int, crop: [String: Int]? = nil, token: String? = nil) -> HTTPResponse {
@@ -88,12 +90,15 @@ public final class ServiceHarness {
 
     /// A PUT whose body nginx buffered to a file in `incoming/`.
     /// Without `declaringLength` it arrives as nginx passes a chunked body: no Content-Length.
-    public func put(_ uri: String, _ bytes: [UInt8], type: String = "image/png", declaringLength: Bool = true) throws -> HTTPResponse {
+    /// `age`: how long ago the request started, as nginx tells the worker.
+    public func put(_ uri: String, _ bytes: [UInt8], type: String = "image/png", declaringLength: Bool = true, age: Double? = nil) throws
+        -> HTTPResponse
+    {
         let file = root.incoming + "/\(MediaID.random())"
         try FileSystem.writeNew(bytes, to: file)
         var headers = ["content-type": type]
         if declaringLength { headers["content-length"] = String(bytes.count) }
-        return send("PUT", uri, headers: headers, body: .file(path: file))
+        return send("PUT", uri, headers: headers, body: .file(path: file), age: age)
     }
 
     /// Presign and PUT in one go.

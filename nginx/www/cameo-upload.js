@@ -27,7 +27,6 @@
   const POLL_MIN_MS = 400;
   const POLL_MAX_MS = 3000;
   const POLL_GIVE_UP_MS = 10 * 60 * 1000;
-  const PRESIGN_MARGIN_MS = 15000;              // do not start a PUT this close to expiry
   const MIN_CROP = 16;
 
   const TYPE_NAMES = { 'image/jpeg': 'JPEG', 'image/png': 'PNG', 'image/webp': 'WebP' };
@@ -477,7 +476,9 @@
     async attempt(run) {
       if (run.polling) { await this.poll(run); return; }
       for (let fresh = 0; ; fresh += 1) {
-        if (!run.presigned || performance.now() > run.presigned.validUntil) await this.presign(run);
+        // A URL is kept until the server says it expired or was used: its expiry is judged when
+        // an upload starts, so even a slow upload begun in time is accepted.
+        if (!run.presigned) await this.presign(run);
         const putResult = await this.put(run);
         if (putResult === 'again' && fresh === 0) continue;
         if (putResult === 'again') throw new Transient('The upload link was refused twice.');
@@ -495,9 +496,7 @@
       this.root.dataset.presignCount = String(this.presignCount);
       const answer = await this.api('POST', '/users/me/avatar/upload', body, run.controller.signal);
       const json = classify(answer.status, answer.body, answer.retryAfter, 'Preparing the upload');
-      const serverNow = Date.parse(answer.date || '') || Date.now();
-      const lifetime = (Date.parse(json.expires_at) || serverNow + 300000) - serverNow;
-      run.presigned = { ...json, used: false, validUntil: performance.now() + lifetime - PRESIGN_MARGIN_MS };
+      run.presigned = { ...json, used: false };
       run.mediaId = json.media_id;
     }
 
@@ -528,11 +527,14 @@
         xhr.send(this.image.blob);
       });
       run.xhr = null;
-      if ((answer.status === 409 || answer.status === 403) && triedBefore) {
+      const code = answer.body && answer.body.error && answer.body.error.code;
+      if (code === 'url_used' || code === 'url_expired' || (answer.status === 403 && triedBefore)) {
         // The URL was used (maybe by our own earlier attempt, whose answer got lost) or has
         // expired. If the server has the file, follow it; otherwise ask for a new URL.
-        const state = await this.mediaState(run);
-        if (state && ['received', 'scanning', 'processing', 'ready', 'rejected'].includes(state.state)) return state;
+        if (code !== 'url_expired') {
+          const state = await this.mediaState(run);
+          if (state && ['received', 'scanning', 'processing', 'ready', 'rejected'].includes(state.state)) return state;
+        }
         run.presigned = null;
         return 'again';
       }
