@@ -8,6 +8,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case badContentLength = "bad_content_length"
     case missingFile = "missing_file"
     case badResult = "bad_result"
+    case unexpectedBody = "unexpected_body"
     case missingToken = "missing_token"
     case invalidToken = "invalid_token"
     case tokenExpired = "token_expired"
@@ -38,7 +39,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     /// The HTTP status this code is answered with (SPEC §2).
     public var status: Int {
         switch self {
-        case .invalidJSON, .missingField, .badContentLength, .missingFile, .badResult: 400
+        case .invalidJSON, .missingField, .badContentLength, .missingFile, .badResult, .unexpectedBody: 400
         case .missingToken, .invalidToken, .tokenExpired, .tokenNotYetValid, .tokenRevoked: 401
         case .badOrigin, .badSignature, .urlExpired, .staleTimestamp, .forbidden: 403
         case .notFound, .noAvatar: 404
@@ -94,6 +95,8 @@ extension AppError {
     public static let missingFile = AppError(.missingFile, "Send the image as multipart/form-data, field `file`.")
     public static let emptyFile = AppError(.missingFile, "The `file` part is empty.")
     public static let badResult = AppError(.badResult, "result must be clean, infected or error.")
+    /// A body on a method that takes none (GET, HEAD, DELETE, OPTIONS); nginx answers it.
+    public static let unexpectedBody = AppError(.unexpectedBody, "This method takes no request body.")
 
     public static let missingToken = AppError(.missingToken, "A bearer token or access_token cookie is required.")
     public static let invalidToken = AppError(.invalidToken, "The token is not valid.")

@@ -122,6 +122,13 @@ public enum NginxConfig {
                 return 413 '\(json(.tooLarge(limit: limits.maxUploadBytes)))';
             }
 
+            # A body on a method that takes none (see the map $cameo_unexpected_body).
+            location @cameo_unexpected_body {
+                include snippets/cameo-security-headers.conf;
+                default_type application/json;
+                return 400 '\(json(.unexpectedBody))';
+            }
+
             location @cameo_rate_limited {
                 include snippets/cameo-security-headers.conf;
                 add_header Retry-After \(AppError.addressRateLimited.retryAfter ?? 1) always;

@@ -10,11 +10,15 @@ public enum Route: Equatable, Sendable {
     case presign
     /// `auth_request` subrequest of `PUT /uploads/{id}`, before nginx reads the body.
     case verifyUpload(MediaID)
+    /// `auth_request` subrequest of the multipart `POST /api/v1/profile/me/avatar`: the token,
+    /// before nginx reads the body.
+    case verifyToken
     /// `PUT /uploads/{id}`, once nginx has buffered the body.
     case upload(MediaID)
     /// `GET /media/{id}`
     case mediaStatus(MediaID)
-    /// `GET|POST|DELETE /api/v1/profile/me/avatar`
+    /// `GET|POST|DELETE /api/v1/profile/me/avatar` (nginx rewrites the POST to
+    /// `profileUploadLocation`, which checks the token first)
     case profile
     /// `POST /media/virus-scan-callback`
     case scanCallback
@@ -23,15 +27,18 @@ public enum Route: Equatable, Sendable {
     /// `GET /health/avatar`
     case health
 
-    /// The internal location nginx's `auth_request` calls.
+    /// The internal locations nginx's `auth_request` calls, and the one of the direct upload.
     public static let verifyUploadLocation = "/_cameo/verify-upload"
+    public static let verifyTokenLocation = "/_cameo/verify-token"
+    public static let profileUploadLocation = "/_cameo/profile-upload"
 
     /// The route of a request, or nil for a path no Cameo location passes on.
     public init?(_ request: HTTPRequest) {
         let uri = request.documentURI
         switch uri {
         case "/users/me/avatar/upload": self = .presign
-        case "/api/v1/profile/me/avatar": self = .profile
+        case "/api/v1/profile/me/avatar", Self.profileUploadLocation: self = .profile
+        case Self.verifyTokenLocation: self = .verifyToken
         case "/media/virus-scan-callback": self = .scanCallback
         case "/health/avatar": self = .health
         case Self.verifyUploadLocation:
@@ -76,8 +83,8 @@ public struct Router: Sendable {
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         let started = clock.monotonicMilliseconds
         let route = Route(request)
-        // The auth_request check answers in its own envelope, even for a path it cannot read.
-        let isUploadCheck = request.documentURI == Route.verifyUploadLocation
+        // The auth_request checks answer in their own envelope, even for a path they cannot read.
+        let isUploadCheck = request.documentURI == Route.verifyUploadLocation || request.documentURI == Route.verifyTokenLocation
         var response: HTTPResponse
         var logged: String? = nil
         do {
@@ -103,6 +110,9 @@ public struct Router: Sendable {
         switch route {
         case .presign: return try presign.handle(request)
         case .verifyUpload(let id): return try verifyUpload.handle(request, mediaID: id)
+        case .verifyToken:
+            _ = try profile.authenticator.authenticate(request)
+            return HTTPResponse(status: 204)
         case .upload(let id): return try upload.handle(request, mediaID: id)
         case .mediaStatus(let id): return try mediaStatus.handle(request, mediaID: id)
         case .profile: return try profile.handle(request)
@@ -148,6 +158,7 @@ enum Log {
         switch route {
         case .presign: "presign"
         case .verifyUpload: "verify_upload"
+        case .verifyToken: "verify_token"
         case .upload: "upload"
         case .mediaStatus: "media_status"
         case .profile: "profile"

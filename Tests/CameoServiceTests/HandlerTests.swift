@@ -110,6 +110,16 @@ import Testing
         #expect(ServiceHarness.code(try harness.put(late, photo, age: 0)) == "url_expired")
     }
 
+    @Test func theTokenCheckBeforeADirectUploadsBodyAnswersInItsEnvelope() throws {
+        let harness = try ServiceHarness()
+        let ok = harness.send("POST", "/api/v1/profile/me/avatar", headers: ["authorization": "Bearer \(harness.token("v"))"],
+                              documentURI: Route.verifyTokenLocation)
+        #expect(ok.status == 204)
+        let refused = harness.send("POST", "/api/v1/profile/me/avatar", documentURI: Route.verifyTokenLocation)
+        #expect(refused.status == 403 && refused.header("X-Cameo-Error-Status") == "401")
+        #expect(refused.header("X-Cameo-Error-Body")?.contains("missing_token") == true)
+    }
+
     // MARK: Ownership and lookups
 
     @Test func mediaStatusIsForItsOwnerOnly() throws {

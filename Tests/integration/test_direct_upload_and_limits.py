@@ -78,3 +78,39 @@ def test_each_publish_records_one_avatar_uploaded_event(stack, user, jpeg):
     # A failed upload records nothing.
     failed, _ = upload(stack, user, b"not an image at all" * 10, "image/jpeg")
     assert sql(stack, f"SELECT COUNT(*) FROM analytics_events WHERE media_id = '{failed['media_id']}'") == [["0"]]
+
+
+def test_an_unauthenticated_multipart_post_is_refused_before_its_body_is_read(stack):
+    """The token is checked before nginx reads the body: the 401 comes while the client has
+    sent none of its declared 3 MB (more than nginx keeps in memory), and nothing reaches disk."""
+    import socket
+    import time
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(stack.base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as conn:
+        conn.sendall((
+            "POST /api/v1/profile/me/avatar HTTP/1.1\r\nHost: " + parts.netloc + "\r\n"
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 3000000\r\nExpect: 100-continue\r\n\r\n").encode())
+        reply = b""
+        while b"missing_token" not in reply:
+            chunk = conn.recv(65536)
+            assert chunk, f"connection closed without a final answer: {reply!r}"
+            reply += chunk
+    final = reply.decode("latin-1").split("HTTP/1.1 ")[-1]
+    assert final.startswith("401"), reply
+    assert "application/json" in final
+    deadline = time.time() + 5
+    while stack.files_under("incoming") and time.time() < deadline:
+        time.sleep(0.05)
+    assert stack.files_under("incoming") == []
+
+
+def test_methods_without_a_body_may_not_send_one(stack, user):
+    token = stack.token(user)
+    for method in ("GET", "DELETE"):
+        response = requests.request(method, stack.url("/api/v1/profile/me/avatar"), data=b"x" * 1000,
+                                    headers={"Authorization": f"Bearer {token}"})
+        assert_error(response, 400, "unexpected_body")
+    # Without a body they work as before.
+    assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {token}"}).status_code == 404
