@@ -26,6 +26,23 @@ class IntegrationStack(Stack):
         return requests.post(self.url("/users/me/avatar/upload"), json=body, headers={"Authorization": f"Bearer {token}"})
 
 
+def headers_only(stack, head, until):
+    """Sends a request's head (no body byte) on a raw connection and reads until `until`
+    appears in the answer; returns the final response's text (after any 100 Continue)."""
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(stack.base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as conn:
+        conn.sendall(head.replace("{host}", parts.netloc).encode())
+        reply = b""
+        while until.encode() not in reply:
+            chunk = conn.recv(65536)
+            assert chunk, f"connection closed without a final answer: {reply!r}"
+            reply += chunk
+    return reply.decode("latin-1").split("HTTP/1.1 ")[-1]
+
+
 @pytest.fixture(scope="session")
 def stack():
     return IntegrationStack.attach()

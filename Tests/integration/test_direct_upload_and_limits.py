@@ -83,22 +83,14 @@ def test_each_publish_records_one_avatar_uploaded_event(stack, user, jpeg):
 def test_an_unauthenticated_multipart_post_is_refused_before_its_body_is_read(stack):
     """The token is checked before nginx reads the body: the 401 comes while the client has
     sent none of its declared 3 MB (more than nginx keeps in memory), and nothing reaches disk."""
-    import socket
     import time
-    import urllib.parse
 
-    parts = urllib.parse.urlsplit(stack.base_url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=5) as conn:
-        conn.sendall((
-            "POST /api/v1/profile/me/avatar HTTP/1.1\r\nHost: " + parts.netloc + "\r\n"
-            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 3000000\r\nExpect: 100-continue\r\n\r\n").encode())
-        reply = b""
-        while b"missing_token" not in reply:
-            chunk = conn.recv(65536)
-            assert chunk, f"connection closed without a final answer: {reply!r}"
-            reply += chunk
-    final = reply.decode("latin-1").split("HTTP/1.1 ")[-1]
-    assert final.startswith("401"), reply
+    from conftest import headers_only
+
+    final = headers_only(stack, "POST /api/v1/profile/me/avatar HTTP/1.1\r\nHost: {host}\r\n"
+                                "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 3000000\r\n"
+                                "Expect: 100-continue\r\n\r\n", "missing_token")
+    assert final.startswith("401"), final
     assert "application/json" in final
     deadline = time.time() + 5
     while stack.files_under("incoming") and time.time() < deadline:
