@@ -13,12 +13,23 @@ struct PresignHandler: Sendable {
     let ttlSeconds: Int
     /// Where clients reach nginx, e.g. `http://127.0.0.1:8080`.
     let publicBaseURL: String
+    /// The `host` upload URLs are signed for: the authority of `publicBaseURL`.
+    let publicHost: String
     let clock: any TimeSource
 
-    /// The `host` upload URLs are signed for: the authority of `publicBaseURL`.
-    var publicHost: String {
+    init(
+        authenticator: Authenticator, admitter: UploadAdmitter, presigner: SigV4Presigner, policy: UploadPolicy, ttlSeconds: Int,
+        publicBaseURL: String, clock: any TimeSource
+    ) {
+        self.authenticator = authenticator
+        self.admitter = admitter
+        self.presigner = presigner
+        self.policy = policy
+        self.ttlSeconds = ttlSeconds
+        self.publicBaseURL = publicBaseURL
         let afterScheme = publicBaseURL.split(separator: "://", maxSplits: 1).last.map(String.init) ?? ""
-        return String(afterScheme.split(separator: "/", maxSplits: 1).first ?? "")
+        publicHost = String(afterScheme.split(separator: "/", maxSplits: 1).first ?? "")
+        self.clock = clock
     }
 
     private struct Body: Decodable {

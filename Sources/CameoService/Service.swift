@@ -29,10 +29,11 @@ public struct Service: Sendable {
         let authenticator = Authenticator(
             verifier: try JWTVerifier(settings: config.auth), allowedOrigins: config.auth.allowedOrigins, store: store, clock: clock)
         let admitter = UploadAdmitter(store: store, perMinute: config.rateLimits.uploadsPerMinute)
-        let check = PresignedURLCheck(presigner: SigV4Presigner(settings: config.presign), maxLifetime: config.presign.ttlSeconds, clock: clock)
+        let presigner = SigV4Presigner(settings: config.presign)
+        let check = PresignedURLCheck(presigner: presigner, maxLifetime: config.presign.ttlSeconds, clock: clock)
         router = Router(
             presign: PresignHandler(
-                authenticator: authenticator, admitter: admitter, presigner: SigV4Presigner(settings: config.presign), policy: policy,
+                authenticator: authenticator, admitter: admitter, presigner: presigner, policy: policy,
                 ttlSeconds: config.presign.ttlSeconds, publicBaseURL: config.publicBaseURL, clock: clock),
             verifyUpload: VerifyUploadHandler(check: check, store: store),
             upload: UploadHandler(check: check, store: store, pipeline: pipeline),

@@ -31,13 +31,6 @@ public enum SystemProcess {
     /// Sleeps for whole seconds (`sleep(3)`).
     public static func sleep(seconds: Int) { _ = Glibc.sleep(UInt32(max(0, seconds))) }
 
-    /// Sleeps for milliseconds (`nanosleep(2)`).
-    public static func sleep(milliseconds: Int) {
-        var request = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
-    }
-
     /// Ends the process with `code` (`exit(3)`).
     public static func exit(_ code: Int32) -> Never { Glibc.exit(code) }
 }

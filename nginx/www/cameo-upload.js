@@ -145,7 +145,7 @@
         throw new Transient('The network connection failed.');
       }
       const text = await response.text().catch(() => '');
-      return { status: response.status, body: parseJSON(text), retryAfter: response.headers.get('Retry-After'), date: response.headers.get('Date') };
+      return { status: response.status, body: parseJSON(text), retryAfter: response.headers.get('Retry-After') };
     }
 
     // ---- current avatar -------------------------------------------------------------------
