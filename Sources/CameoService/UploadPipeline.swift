@@ -253,14 +253,13 @@ public struct UploadPipeline: Sendable {
                 mime: renditions.format.mimeType, width: renditions.sourceWidth, height: renditions.sourceHeight, bytes: data.count,
                 sha256: Digest.sha256(data).hexString),
             processingMilliseconds: clock.monotonicMilliseconds - started)
-        // What it replaces, read just before: its files count as old only from now (the
-        // sweeper's grace period, for pages that still show its URL).
-        let previous = try store.avatar(userID: media.userID)
         hooks.beforePublish?(media.id)
-        guard try store.publish(publication) else { throw AppError.urlUsed }
+        guard case .published(let replaced) = try store.publish(publication) else { throw AppError.urlUsed }
         media.state = .ready
         FileSystem.remove(root.quarantined(media.id))
-        if let previous, previous.version != own.version { files.retire(previous) }
+        // The replaced version's files count as old only from now (the sweeper's grace
+        // period, for pages that still show its URL).
+        if let replaced, replaced.version != own.version { files.retire(replaced) }
         hooks.afterPublishCommit?(media.id)
         do {
             try files.settle(userID: media.userID, own: own)

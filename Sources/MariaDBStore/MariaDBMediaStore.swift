@@ -125,7 +125,7 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
         }
     }
 
-    public func publish(_ publication: Publication) throws(StoreError) -> Bool {
+    public func publish(_ publication: Publication) throws(StoreError) -> PublishOutcome {
         let pointer = publication.pointer
         return try storing {
             try db.transaction {
@@ -139,8 +139,9 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
                         .text(publication.source.mime), .int(publication.source.width), .int(publication.source.height),
                         .text(publication.source.sha256), .text(pointer.mediaID.rawValue), .state(MediaTransition.publish.from[0]),
                     ])
-                guard moved == 1 else { return false }
-                try movePointer(userID: pointer.userID, from: try currentPointer(userID: pointer.userID), to: pointer)
+                guard moved == 1 else { return PublishOutcome.notProcessing }
+                let current = try currentPointer(userID: pointer.userID)
+                try movePointer(userID: pointer.userID, from: current, to: pointer)
                 try db.execute(
                     """
                     INSERT IGNORE INTO analytics_events (event, user_id, media_id, bytes, mime, processing_time_ms)
@@ -150,7 +151,7 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
                         .text(pointer.userID), .text(pointer.mediaID.rawValue), .int(publication.source.bytes), .text(publication.source.mime),
                         .int(publication.processingMilliseconds),
                     ])
-                return true
+                return .published(replacing: current?.pointer)
             }
         }
     }

@@ -121,6 +121,15 @@ public struct Publication: Sendable, Equatable {
     }
 }
 
+/// What a publish did.
+public enum PublishOutcome: Sendable, Equatable {
+    /// The record is `ready` and the user's avatar; `replacing` is the avatar it replaced, as
+    /// the transaction read it (nil: the user had none).
+    case published(replacing: AvatarPointer?)
+    /// Nothing changed: the record was no longer `processing`.
+    case notProcessing
+}
+
 /// One step of the state machine applied to a record, with the facts it records.
 public enum MediaChange: Sendable, Equatable {
     case claim(bytes: Int)

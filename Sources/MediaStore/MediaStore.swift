@@ -41,9 +41,8 @@ public protocol MediaStore: Sendable {
     func leaseScan(id: MediaID, dueAt: Int, until: Int) throws(StoreError) -> Bool
 
     /// `publish`: the record goes `processing → ready` and becomes its user's avatar, and the
-    /// `avatar_uploaded` event is recorded, all or nothing. False (nothing changed) when the
-    /// record was no longer `processing`.
-    func publish(_ publication: Publication) throws(StoreError) -> Bool
+    /// `avatar_uploaded` event is recorded, all or nothing.
+    func publish(_ publication: Publication) throws(StoreError) -> PublishOutcome
 
     // MARK: Avatars
 

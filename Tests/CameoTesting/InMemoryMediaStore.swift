@@ -132,11 +132,12 @@ public final class InMemoryMediaStore: MediaStore {
         }
     }
 
-    public func publish(_ publication: Publication) throws(StoreError) -> Bool {
+    public func publish(_ publication: Publication) throws(StoreError) -> PublishOutcome {
         let now = clock.epochSeconds
         return try locked { state in
             let id = publication.pointer.mediaID
-            guard var row = state.rows[id], row.record.state == .processing else { return false }
+            guard var row = state.rows[id], row.record.state == .processing else { return .notProcessing }
+            let replaced = state.pointers[publication.pointer.userID]?.pointer
             row.record.state = .ready
             row.record.cdnURL = publication.cdnURL
             row.publication = publication
@@ -144,7 +145,7 @@ public final class InMemoryMediaStore: MediaStore {
             state.rows[id] = row
             state.pointers[publication.pointer.userID] = (publication.pointer, now)
             if !state.events.contains(id) { state.events.append(id) }
-            return true
+            return .published(replacing: replaced)
         }
     }
 

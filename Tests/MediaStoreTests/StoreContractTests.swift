@@ -145,21 +145,21 @@ enum MariaDBScratch {
         let user = "pub-\(MediaID.random().rawValue.prefix(8))"
         let first = try processing(store, user: user)
         #expect(try store.avatar(userID: user) == nil)
-        #expect(try store.publish(publication(first, version: "0123456789abcdef")))
-        #expect(try !store.publish(publication(first, version: "0123456789abcdef")), "already ready")
+        #expect(try store.publish(publication(first, version: "0123456789abcdef")) == .published(replacing: nil))
+        #expect(try store.publish(publication(first, version: "0123456789abcdef")) == .notProcessing, "already ready")
         let pointer = try #require(try store.avatar(userID: user))
         #expect(pointer == AvatarPointer(userID: user, mediaID: first.id, version: "0123456789abcdef", sizes: [512, 256, 128, 64]))
         #expect(try store.media(id: first.id)?.state == .ready)
         #expect(try store.media(id: first.id)?.cdnURL == "https://cdn.example/\(user)?v=0123456789abcdef")
 
         let second = try processing(store, user: user)
-        #expect(try store.publish(publication(second, version: "fedcba9876543210")))
+        #expect(try store.publish(publication(second, version: "fedcba9876543210")) == .published(replacing: pointer))
         #expect(try store.avatar(userID: user)?.mediaID == second.id)
         #expect(try store.avatars(publishedSince: now - 60).contains { $0.mediaID == second.id })
         #expect(try !store.avatars(publishedSince: now - 60).contains { $0.mediaID == first.id })
 
         let pending = try upload(store, user: user)
-        #expect(try !store.publish(publication(pending, version: "1111111111111111")), "not processing")
+        #expect(try store.publish(publication(pending, version: "1111111111111111")) == .notProcessing)
         #expect(try store.avatar(userID: user)?.mediaID == second.id)
     }
 
