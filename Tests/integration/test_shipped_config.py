@@ -90,6 +90,27 @@ def test_the_example_config_ships_no_secret_and_cannot_start_a_worker(stack):
         assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_token"
 
 
+def test_init_config_writes_a_config_the_worker_accepts_and_never_overwrites(tmp_path):
+    """A new install's config: fresh secrets that pass the start's checks, 0640, refused when
+    the file exists; and generate-secret makes values that pass too."""
+    cameoctl = os.path.join(ROOT, ".build", "release", "cameoctl")
+    target = str(tmp_path / "cameo.conf")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMEO_")}
+    subprocess.run([cameoctl, "init-config", "--public-base-url", "https://avatars.example.com", "--output", target], env=env, check=True,
+                   capture_output=True)
+    assert oct(os.stat(target).st_mode & 0o777) == "0o640"
+    check = subprocess.run([cameoctl, "check-config"], env=dict(env, CAMEO_CONFIG=target), capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    again = subprocess.run([cameoctl, "init-config", "--public-base-url", "https://other.example", "--output", target], env=env,
+                           capture_output=True, text=True)
+    assert again.returncode != 0 and "https://avatars.example.com" in open(target).read()
+    secrets = {subprocess.run([cameoctl, "generate-secret"], capture_output=True, text=True, check=True).stdout.strip() for _ in range(3)}
+    assert len(secrets) == 3
+    for secret in secrets:
+        env_with = dict(env, CAMEO_CONFIG=target, CAMEO_AUTH_HS256_SECRET=secret)
+        assert subprocess.run([cameoctl, "check-config"], env=env_with, capture_output=True).returncode == 0
+
+
 def test_a_bad_config_value_stops_the_worker_and_names_the_key(stack):
     """The worker and `cameoctl check-config` read the same config the same way: a bad value
     stops the start (EX_CONFIG) with the key and its environment variable named, and a secret's
