@@ -28,6 +28,7 @@ public struct Config: Sendable {
     public var output: OutputSettings
     public var rateLimits: RateLimits
     public var scanner: ScannerSettings
+    public var front: FrontSettings
     /// Quarantine files and unused upload URLs older than this are swept (`cameoctl sweep`).
     public var abandonedAfterSeconds: Int
     /// A worker exits after this many requests and the pool starts a fresh one.
@@ -109,6 +110,33 @@ public struct Config: Sendable {
     public struct RateLimits: Sendable {
         public var uploadsPerMinute: Int
         public var deletesPerMinute: Int
+    }
+
+    /// nginx, the front of every request (`nginx.*`): what `cameoctl render-nginx` writes into
+    /// the site's includes, and the secret by which a worker knows a request came through it.
+    public struct FrontSettings: Sendable {
+        /// The FastCGI parameter secret (`CAMEO_FRONT_SECRET`) nginx sends with every request:
+        /// the worker sockets are open to nginx's user, and so to any other process running as
+        /// it; a request without the secret gets nothing. Empty only in `defaults`.
+        public var fastCGISecret: String
+        /// nginx's buffer folder for upload bodies (`client_body_temp_path`); its own
+        /// file system can bound it (see README).
+        public var uploadBufferPath: String
+        /// Seconds between two reads of a body or header before nginx gives up on the client
+        /// (`client_body_timeout`, `client_header_timeout`; also `send_timeout`).
+        public var bodyTimeoutSeconds: Int
+        public var headerTimeoutSeconds: Int
+        /// Open connections one address may hold on Cameo's locations.
+        public var connectionsPerIP: Int
+        /// Upload bodies nginx receives at once, from everyone: with the byte cap, what the
+        /// upload buffer can hold.
+        public var concurrentUploads: Int
+        /// Whether 127.0.0.0/8 and ::1 skip the per-IP limits (local health checks, load tests).
+        public var exemptLoopback: Bool
+
+        public static let defaults = FrontSettings(
+            fastCGISecret: "", uploadBufferPath: "/var/lib/cameo/upload-buffer", bodyTimeoutSeconds: 60, headerTimeoutSeconds: 20,
+            connectionsPerIP: 32, concurrentUploads: 128, exemptLoopback: true)
     }
 
     /// Prefix of the environment variables that override file keys.
@@ -229,6 +257,19 @@ public struct Config: Sendable {
                 throw ConfigError(key: "scanner.callback_secret", problem: "external mode needs this secret; generate one with `cameoctl generate-secret`")
             }
         }
+        let frontDefaults = FrontSettings.defaults
+        front = FrontSettings(
+            fastCGISecret: reader.string("nginx.fastcgi_secret") ?? "",
+            uploadBufferPath: try reader.absolutePath("nginx.upload_buffer_path", default: frontDefaults.uploadBufferPath),
+            bodyTimeoutSeconds: try reader.int("nginx.body_timeout_seconds", default: frontDefaults.bodyTimeoutSeconds, range: 1...600),
+            headerTimeoutSeconds: try reader.int("nginx.header_timeout_seconds", default: frontDefaults.headerTimeoutSeconds, range: 1...600),
+            connectionsPerIP: try reader.int("nginx.connections_per_ip", default: frontDefaults.connectionsPerIP, range: 1...10_000),
+            concurrentUploads: try reader.int("nginx.concurrent_uploads", default: frontDefaults.concurrentUploads, range: 1...60_000),
+            exemptLoopback: try reader.bool("nginx.exempt_loopback", default: frontDefaults.exemptLoopback))
+        guard !front.fastCGISecret.isEmpty else {
+            throw ConfigError(key: "nginx.fastcgi_secret", problem: "is required; generate one with `cameoctl generate-secret`")
+        }
+        try SecretPolicy.check(front.fastCGISecret, key: "nginx.fastcgi_secret")
         abandonedAfterSeconds = try reader.int("purge.abandoned_after_seconds", default: 86_400, range: 60...31_536_000)
         maxRequestsPerWorker = try reader.int("worker.max_requests", default: 5000, range: 1...1_000_000)
     }
@@ -277,6 +318,15 @@ private struct Reader {
             throw ConfigError(key: key, problem: "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
         }
         return value
+    }
+
+    func bool(_ key: String, default fallback: Bool) throws(ConfigError) -> Bool {
+        switch string(key) {
+        case nil: return fallback
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        case let other?: throw ConfigError(key: key, problem: "`\(other)` is not true or false")
+        }
     }
 
     func list(_ key: String) -> [String]? {

@@ -33,6 +33,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case infected
     case scanFailed = "scan_failed"
     case rateLimited = "rate_limited"
+    case tooManyConnections = "too_many_connections"
     case internalError = "internal"
     case unavailable
 
@@ -48,7 +49,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .tooLarge: 413
         case .badType: 415
         case .badDimensions, .pixelBomb, .corrupt, .badCrop, .infected, .scanFailed: 422
-        case .rateLimited: 429
+        case .rateLimited, .tooManyConnections: 429
         case .internalError: 500
         case .unavailable: 503
         }
@@ -154,6 +155,13 @@ extension AppError {
         AppError(.rateLimited, "Too many requests; try again in \(retryAfter) s.", details: ["limit": .int(limit)], retryAfter: retryAfter)
     }
     /// nginx's per-IP limit (`limit_req`), answered by nginx itself.
+    /// nginx's `limit_conn` on the upload locations: one status and one answer for its three
+    /// limits (a location has one `limit_conn_status`), so the message names all three.
+    public static let tooManyConnections = AppError(
+        .tooManyConnections,
+        "An upload to this URL is already in progress, or too many uploads are open (from your address or in all); try again shortly.",
+        retryAfter: 5)
+
     public static let addressRateLimited = AppError(
         .rateLimited, "Too many requests from this address; try again in a second.", retryAfter: 1)
 

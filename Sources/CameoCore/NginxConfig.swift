@@ -5,9 +5,12 @@
 /// an install alike; the copies shipped in nginx/generated/ are the render of the defaults, and a
 /// test fails when they differ.
 public enum NginxConfig {
-    /// The generated includes, by file name.
-    public static func snippets(limits: Config.Limits) -> [(name: String, text: String)] {
+    /// The generated includes, by file name. None holds a secret: the FastCGI secret has its
+    /// own include (`secretSnippet`), written readable by root only.
+    public static func snippets(limits: Config.Limits, front: Config.FrontSettings) -> [(name: String, text: String)] {
         [
+            ("cameo-http.conf", http(front: front)),
+            ("cameo-server.conf", server(front: front)),
             ("cameo-errors.conf", errors(limits: limits)),
             ("cameo-upload-body.conf", header + "client_max_body_size \(limits.maxUploadBytes);   # limits.max_upload_bytes\n"),
             (
@@ -15,7 +18,89 @@ public enum NginxConfig {
                 header + "client_max_body_size \(limits.maxUploadBytes + multipartFramingBytes);   "
                     + "# limits.max_upload_bytes + \(multipartFramingBytes) for the multipart framing\n"
             ),
+            ("cameo-upload-limits.conf", uploadLimits(front: front)),
         ]
+    }
+
+    /// The include that sends the FastCGI secret with every request, or nil when the
+    /// configuration has none (the shipped defaults). nginx reads it as root, before it drops
+    /// to its worker user; the file must be readable by root only.
+    public static let secretSnippetName = "cameo-fastcgi-secret.conf"
+
+    public static func secretSnippet(front: Config.FrontSettings) -> String? {
+        guard !front.fastCGISecret.isEmpty else { return nil }
+        precondition(front.fastCGISecret.allSatisfy { $0.isLetter || $0.isNumber || "-_+/=".contains($0) }, "the secret must not need nginx quoting")
+        return header + "# Readable by root only: proves to the workers that a request came through this site.\n"
+            + "fastcgi_param CAMEO_FRONT_SECRET \"\(front.fastCGISecret)\";\n"
+    }
+
+    /// http level: the per-IP key, the zones, the access log format.
+    static func http(front: Config.FrontSettings) -> String {
+        let loopback = front.exemptLoopback
+            ? "    127.0.0.0/8  \"\";        # nginx.exempt_loopback = true: local checks and load tests\n    ::1          \"\";\n"
+            : "    # nginx.exempt_loopback = false: loopback counts like any address\n"
+        return header + """
+            # Included at http level, by Cameo's site file.
+
+            # The per-IP key. An empty key is not limited.
+            geo $cameo_limit_key {
+                default      $binary_remote_addr;
+            \(loopback)}
+            limit_req_zone $cameo_limit_key zone=cameo_api:10m rate=30r/s;
+            limit_req_zone $cameo_limit_key zone=cameo_upload:10m rate=10r/s;
+            limit_conn_zone $cameo_limit_key zone=cameo_connections:10m;
+
+            # One body at a time per upload URL, keyed by the upload's id in the path (a client can
+            # reorder the query, never the path). Empty, so not limited, for the direct upload.
+            map $uri $cameo_upload_slot {
+                "~^/uploads/(?<cameo_slot_id>[0-9a-f]{32})$"  $cameo_slot_id;
+                default                                       "";
+            }
+            limit_conn_zone $cameo_upload_slot zone=cameo_upload_url:1m;
+            # All upload bodies at once, from everyone: bounds the upload buffer (nginx.concurrent_uploads).
+            map $uri $cameo_all_uploads {
+                default "uploads";
+            }
+            limit_conn_zone $cameo_all_uploads zone=cameo_uploads:32k;
+
+            """
+    }
+
+    /// server level: the timeouts and the per-IP connection limit.
+    static func server(front: Config.FrontSettings) -> String {
+        header + """
+            # Included in Cameo's server block.
+
+            # Per read, not per request: a phone that stalls longer than this between two packets
+            # has lost its link (nginx.body_timeout_seconds, nginx.header_timeout_seconds).
+            client_header_timeout \(front.headerTimeoutSeconds)s;
+            client_body_timeout \(front.bodyTimeoutSeconds)s;
+            send_timeout \(front.bodyTimeoutSeconds)s;
+            # Open connections per address (nginx.connections_per_ip); 429 in the API's JSON.
+            limit_conn cameo_connections \(front.connectionsPerIP);
+            limit_conn_status 429;
+            limit_conn_log_level warn;
+            limit_req_log_level warn;
+
+            """
+    }
+
+    /// The connection limits of a location that receives an upload body. A location has one
+    /// `limit_conn_status` for all its limits, and its `limit_req` answers 429 too, so these
+    /// answer 409 inside nginx and `@cameo_too_many_connections` turns that into the client's
+    /// 429 with Retry-After (a worker's own 409, `url_used`, is not intercepted: nginx's
+    /// error_page sees upstream answers only with fastcgi_intercept_errors, which is off).
+    static func uploadLimits(front: Config.FrontSettings) -> String {
+        header + """
+            # Included in each location that receives an upload body. Checked before the token or
+            # URL, and so before a byte of the body is read.
+            limit_conn cameo_connections \(front.connectionsPerIP);    # nginx.connections_per_ip
+            limit_conn cameo_upload_url 1;
+            limit_conn cameo_uploads \(front.concurrentUploads);      # nginx.concurrent_uploads
+            limit_conn_status 409;
+            error_page 409 = @cameo_too_many_connections;
+
+            """
     }
 
     /// How much a multipart form may exceed its file's limit for headers and boundaries (the
@@ -32,17 +117,23 @@ public enum NginxConfig {
         public var runDirectory: String
         public var wwwRoot: String
         public var generated: String
+        /// nginx's buffer folder for upload bodies (`nginx.upload_buffer_path`).
+        public var uploadBuffer: String
 
-        public init(listen: String, mediaRoot: String, runDirectory: String, wwwRoot: String, generated: String) {
+        public init(listen: String, mediaRoot: String, runDirectory: String, wwwRoot: String, generated: String, uploadBuffer: String) {
             self.listen = listen
             self.mediaRoot = mediaRoot
             self.runDirectory = runDirectory
             self.wwwRoot = wwwRoot
             self.generated = generated
+            self.uploadBuffer = uploadBuffer
         }
 
         var placeholders: [(String, String)] {
-            [("@LISTEN@", listen), ("@MEDIA_ROOT@", mediaRoot), ("@RUN_DIR@", runDirectory), ("@WWW_ROOT@", wwwRoot), ("@GENERATED@", generated)]
+            [
+                ("@LISTEN@", listen), ("@MEDIA_ROOT@", mediaRoot), ("@RUN_DIR@", runDirectory), ("@WWW_ROOT@", wwwRoot),
+                ("@GENERATED@", generated), ("@UPLOAD_BUFFER@", uploadBuffer),
+            ]
         }
     }
 
@@ -127,6 +218,13 @@ public enum NginxConfig {
                 include snippets/cameo-security-headers.conf;
                 default_type application/json;
                 return 400 '\(json(.unexpectedBody))';
+            }
+
+            location @cameo_too_many_connections {
+                include snippets/cameo-security-headers.conf;
+                add_header Retry-After \(AppError.tooManyConnections.retryAfter ?? 5) always;
+                default_type application/json;
+                return 429 '\(json(.tooManyConnections))';
             }
 
             location @cameo_rate_limited {

@@ -56,6 +56,9 @@ struct ScanCallbackHandler: Sendable {
 struct QuarantineDownloadHandler: Sendable {
     let links: QuarantineLinks
     let store: any MediaStore
+    let root: MediaRoot
+    /// The largest quarantined file there can be (`limits.max_upload_bytes`).
+    let maxBytes: Int
     let clock: any TimeSource
 
     func handle(_ request: HTTPRequest, mediaID: MediaID) throws -> HTTPResponse {
@@ -65,10 +68,11 @@ struct QuarantineDownloadHandler: Sendable {
             links.verify(mediaID: mediaID, expires: expires, signature: signature, now: clock.epochSeconds)
         else { throw AppError.badSignature(.downloadLink) }
         guard let media = try store.media(id: mediaID), media.state == .scanning else { throw AppError.notFound }
-        return HTTPResponse(
-            status: 200,
-            headers: [
-                ("X-Accel-Redirect", "/_cameo/quarantine/\(media.id)"), ("Content-Type", "application/octet-stream"), ("Cache-Control", "no-store"),
-            ])
+        // The worker sends the bytes itself: quarantine/ is the workers' user's alone, never
+        // readable by nginx (SPEC §1), so nginx cannot serve it by X-Accel-Redirect.
+        let path = root.quarantined(media.id)
+        guard FileSystem.exists(path) else { throw AppError.notFound }
+        let bytes = try FileSystem.read(path, limit: maxBytes)
+        return HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream"), ("Cache-Control", "no-store")], body: bytes)
     }
 }

@@ -10,6 +10,10 @@ public struct Service: Sendable {
     public let router: Router
     public let pipeline: UploadPipeline
     public let retrier: ScanRetrier
+    /// Where upload bodies are received from the FastCGI stream.
+    public let spool: IncomingSpool
+    /// Tells requests that came through nginx from any other caller of the sockets.
+    public let gate: FrontGate
 
     /// `scanner` replaces the configured one (tests); `hooks` are the pipeline's test seams.
     public init(
@@ -24,6 +28,8 @@ public struct Service: Sendable {
         let files = pipeline.files
         let layout = pipeline.layout
         let policy = pipeline.policy
+        spool = IncomingSpool(root: root)
+        gate = FrontGate(secret: config.front.fastCGISecret)
         retrier = ScanRetrier(store: store, pipeline: pipeline, leaseSeconds: config.scanner.timeoutSeconds + 60, clock: clock)
 
         let authenticator = Authenticator(
@@ -42,7 +48,7 @@ public struct Service: Sendable {
                 authenticator: authenticator, admitter: admitter, store: store, pipeline: pipeline, files: files, layout: layout, policy: policy,
                 deletesPerMinute: config.rateLimits.deletesPerMinute, clock: clock),
             externalScanner: links.map {
-                (ScanCallbackHandler(links: $0, store: store, pipeline: pipeline, clock: clock), QuarantineDownloadHandler(links: $0, store: store, clock: clock))
+                (ScanCallbackHandler(links: $0, store: store, pipeline: pipeline, clock: clock), QuarantineDownloadHandler(links: $0, store: store, root: root, maxBytes: config.limits.maxUploadBytes, clock: clock))
             },
             health: HealthHandler(store: store, root: root, scanner: scanner),
             clock: clock, maxUploadBytes: config.limits.maxUploadBytes)

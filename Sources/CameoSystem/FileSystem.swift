@@ -47,6 +47,11 @@ public enum FileSystem {
         }
     }
 
+    /// Creates `path` (`O_EXCL`) for writing in pieces; see `NewFile`.
+    public static func create(_ path: String, mode: UInt32 = 0o600) throws(SystemError) -> NewFile {
+        NewFile(path: path, descriptor: try open(path, .writeOnly, options: [.create, .exclusiveCreate], permissions: FilePermissions(rawValue: CModeT(mode))))
+    }
+
     /// Atomically gives `source` the name `target`, replacing what was there (`rename(2)`).
     public static func rename(_ source: String, to target: String) throws(SystemError) {
         guard Glibc.rename(source, target) == 0 else { throw SystemError(operation: "rename", path: "\(source) -> \(target)", errno: .last) }
@@ -112,5 +117,51 @@ public enum FileSystem {
         } catch {
             throw SystemError(operation: "open", path: path, errno: error as? Errno ?? .ioError)
         }
+    }
+}
+
+/// A file being written in pieces: created new, appended to, then closed. Closed with an error,
+/// abandoned, or dropped unfinished (a thrown error on the way), it is removed, so no
+/// half-written file stays behind under its name.
+public final class NewFile {
+    public let path: String
+    private let descriptor: FileDescriptor
+    private var open = true
+
+    fileprivate init(path: String, descriptor: FileDescriptor) {
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    public func append(_ bytes: ArraySlice<UInt8>) throws(SystemError) {
+        do {
+            try descriptor.writeAll(bytes)
+        } catch {
+            throw SystemError(operation: "write", path: path, errno: error as? Errno ?? .ioError)
+        }
+    }
+
+    /// Closes the file, which stays; with `durable`, its data is on disk (`fsync`) first.
+    public func close(durable: Bool = false) throws(SystemError) {
+        guard open else { return }
+        open = false
+        var failure: SystemError?
+        if durable, fsync(descriptor.rawValue) != 0 { failure = SystemError(operation: "fsync", path: path, errno: .last) }
+        do { try descriptor.close() } catch { failure = failure ?? SystemError(operation: "close", path: path, errno: error as? Errno ?? .ioError) }
+        if let failure {
+            unlink(path)
+            throw failure
+        }
+    }
+
+    /// Closes and removes the file.
+    public func abandon() {
+        if open { try? descriptor.close() }
+        open = false
+        unlink(path)
+    }
+
+    deinit {
+        if open { abandon() }
     }
 }

@@ -8,3 +8,9 @@ public enum FastCGIError: Error, Sendable {
     /// The request body is longer than the reader was allowed to take.
     case bodyTooLarge(limit: Int)
 }
+
+/// Why reading a body into a sink stopped: the stream, or the sink itself (say, a full disk).
+public enum BodyReadError<SinkFailure: Error>: Error {
+    case stream(FastCGIError)
+    case sink(SinkFailure)
+}

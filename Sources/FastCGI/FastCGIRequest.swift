@@ -19,22 +19,38 @@ public struct FastCGIRequest: ~Copyable {
     /// the worker buffer without bound.
     public func readBody(limit: Int) throws(FastCGIError) -> [UInt8] {
         var body: [UInt8] = []
+        do throws(BodyReadError<Never>) {
+            try readBody(limit: limit) { (chunk) throws(Never) in body.append(contentsOf: chunk) }
+        } catch {
+            switch error {
+            case .stream(let failure): throw failure
+            case .sink(let impossible): switch impossible {}
+            }
+        }
+        return body
+    }
+
+    /// Reads the request body in chunks of at most 64 KiB and hands each to `sink`, so a
+    /// large body passes through without being held whole. Over `limit` bytes it stops with
+    /// `bodyTooLarge` (what `sink` got so far is the caller's to discard).
+    public func readBody<Failure: Error>(limit: Int, into sink: (ArraySlice<UInt8>) throws(Failure) -> Void) throws(BodyReadError<Failure>) {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var total = 0
         while true {
             let count = chunk.withUnsafeMutableBufferPointer { buffer in
                 buffer.withMemoryRebound(to: CChar.self) { FCGX_GetStr($0.baseAddress, Int32($0.count), raw.pointee.in) }
             }
-            if count < 0 { throw .stream(code: FCGX_GetError(raw.pointee.in)) }
+            if count < 0 { throw .stream(.stream(code: FCGX_GetError(raw.pointee.in))) }
             if count == 0 {
                 // 0 is both "end of body" and "the stream broke": only the error tells them apart.
                 let error = FCGX_GetError(raw.pointee.in)
-                if error != 0 { throw .stream(code: error) }
-                break
+                if error != 0 { throw .stream(.stream(code: error)) }
+                return
             }
-            guard body.count + Int(count) <= limit else { throw .bodyTooLarge(limit: limit) }
-            body.append(contentsOf: chunk[0..<Int(count)])
+            total += Int(count)
+            guard total <= limit else { throw .stream(.bodyTooLarge(limit: limit)) }
+            do throws(Failure) { try sink(chunk[0..<Int(count)]) } catch { throw .sink(error) }
         }
-        return body
     }
 
     /// Writes the response: CGI `Status:` line, headers, blank line, body (`FCGX_PutStr`).

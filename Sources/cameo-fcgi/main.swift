@@ -42,29 +42,54 @@ FastCGIServer.installGracefulStop()
 var served = 0
 while served < config.maxRequestsPerWorker && !FastCGIServer.stopRequested {
     let accepted = server.acceptNext { fcgi in
-        // The body stream can only be read while the FastCGI request is open, so a small body
-        // (JSON) is read here, up front; nginx hands uploads over as a file instead.
-        let parameters = fcgi.parameters
-        let body: RequestBody
-        if let file = parameters["REQUEST_BODY_FILE"], !file.isEmpty {
-            body = .file(path: file)
-        } else if ["POST", "PUT"].contains(parameters["REQUEST_METHOD"] ?? "") {
-            do throws(FastCGIError) {
-                body = .bytes(try fcgi.readBody(limit: config.limits.maxUploadBytes))
-            } catch {
-                if case .bodyTooLarge(let limit) = error { body = .unreadable(.tooLarge(limit: limit)) } else { body = .unreadable(.internalError) }
-            }
-        } else {
-            body = .none
+        // Not from our nginx site (another process of nginx's user on the socket): no answer.
+        guard service.gate.admits(fcgi.parameters) else {
+            SystemProcess.writeError("level=warn msg=\"refused a request without nginx's FastCGI secret\" pid=\(SystemProcess.id)")
+            return
         }
-        let response = service.router.respond(to: HTTPRequest(cgi: parameters, body: body))
+        // The body stream can only be read while the FastCGI request is open, so it is read
+        // here, up front, as the route needs it: an upload into a file, JSON into memory.
+        var request = HTTPRequest(cgi: fcgi.parameters, body: .none)
+        var received: String? = nil
+        switch service.router.intake(for: request) {
+        case .none: break
+        case .inMemory(let limit):
+            do throws(FastCGIError) {
+                request.body = .bytes(try fcgi.readBody(limit: limit))
+            } catch {
+                request.body = .unreadable(error.refusal)
+            }
+        case .spooled(let limit):
+            do {
+                received = try service.spool.receive { append in try fcgi.readBody(limit: limit, into: append) }
+                request.body = .file(path: received!)
+            } catch let error as BodyReadError<any Error> {
+                switch error {
+                case .stream(let failure): request.body = .unreadable(failure.refusal)
+                case .sink: request.body = .unreadable(.unavailable("storage"))
+                }
+            } catch {
+                request.body = .unreadable(.unavailable("storage"))  // incoming/ could not be written
+            }
+        }
+        let response = service.router.respond(to: request)
         do {
             try fcgi.respond(status: response.status, reason: response.reason, headers: response.headers, body: response.body)
         } catch {
             // nginx hung up; nothing more to tell it.
         }
+        // The pipeline renamed the body into quarantine, or it was refused: nothing to keep.
+        if let received { FileSystem.remove(received) }
     }
     guard accepted else { break }
     served += 1
 }
 SystemProcess.exit(0)
+
+extension FastCGIError {
+    /// A body the worker could not take: over its bound, or cut (nginx went away).
+    var refusal: AppError {
+        if case .bodyTooLarge(let limit) = self { return .tooLarge(limit: limit) }
+        return .internalError
+    }
+}

@@ -92,6 +92,8 @@ struct InitConfig: ParsableCommand {
             auth.hs256_secret = \(freshSecret())
             presign.keys = k1:\(freshSecret())
             presign.active_key = k1
+            # Sent by nginx with every request (render-nginx writes it into a root-only include).
+            nginx.fastcgi_secret = \(freshSecret())
 
             """
         // Validated as the workers will read it, before it is written.
@@ -107,9 +109,11 @@ struct RenderNginx: ParsableCommand {
         commandName: "render-nginx",
         abstract: "Write the nginx includes that carry Cameo's limits and error bodies, and the site from its template.",
         discussion: """
-            The includes (cameo-errors.conf, cameo-upload-body.conf, cameo-form-body.conf) come from the \
-            configuration (limits.*) and the error catalogue; run this again after changing limits, then \
-            reload nginx. With --site, the site template is rendered too (media_root from the configuration).
+            The includes (cameo-http.conf, cameo-server.conf, cameo-errors.conf, cameo-upload-body.conf, \
+            cameo-form-body.conf, cameo-upload-limits.conf) come from the configuration (limits.*, nginx.*) and \
+            the error catalogue; cameo-fastcgi-secret.conf (mode 0600: run this as root) carries \
+            nginx.fastcgi_secret. Run this again after changing those keys, then reload nginx. With --site, the \
+            site template is rendered too (media_root and nginx.upload_buffer_path from the configuration).
             """)
     @Option(help: "Folder for the generated includes.") var output: String
     @Option(help: "Also render this site template to this path.") var site: String?
@@ -121,25 +125,30 @@ struct RenderNginx: ParsableCommand {
 
     func run() throws {
         var limits = Config.Limits.defaults
+        var front = Config.FrontSettings.defaults
         var mediaRoot = "/var/lib/cameo/media"
         if !defaults {
             let config = try loadConfig()
             limits = config.limits
+            front = config.front
             mediaRoot = config.mediaRoot
         }
         try FileSystem.makeDirectory(output)
-        for (name, text) in NginxConfig.snippets(limits: limits) { try replaceFile(output + "/" + name, with: text) }
+        for (name, text) in NginxConfig.snippets(limits: limits, front: front) { try replaceFile(output + "/" + name, with: text) }
+        // Root-only: nginx reads it as root at start and reload, before dropping privileges.
+        if let secret = NginxConfig.secretSnippet(front: front) { try replaceFile(output + "/" + NginxConfig.secretSnippetName, with: secret, mode: 0o600) }
         guard let site else { return }
-        let paths = NginxConfig.SitePaths(listen: listen, mediaRoot: mediaRoot, runDirectory: runDirectory, wwwRoot: wwwRoot, generated: output)
+        let paths = NginxConfig.SitePaths(
+            listen: listen, mediaRoot: mediaRoot, runDirectory: runDirectory, wwwRoot: wwwRoot, generated: output, uploadBuffer: front.uploadBufferPath)
         let rendered = try NginxConfig.site(template: String(decoding: FileSystem.read(template, limit: 1 << 20), as: UTF8.self), paths: paths)
         try replaceFile(site, with: rendered)
     }
 
     /// Writes a new file beside the old one and renames it over, so nginx never reads half.
-    func replaceFile(_ path: String, with text: String) throws {
+    func replaceFile(_ path: String, with text: String, mode: UInt32 = 0o644) throws {
         let temporary = path + ".new"
         FileSystem.remove(temporary)
-        try FileSystem.writeNew(Array(text.utf8), to: temporary, mode: 0o644)
+        try FileSystem.writeNew(Array(text.utf8), to: temporary, mode: mode)
         try FileSystem.rename(temporary, to: path)
     }
 }

@@ -61,6 +61,7 @@ import Testing
         "auth.algorithms": "HS256",
         "auth.hs256_secret": Self.hs256Secret,
         "presign.keys": "a:5d1e9b72c04af83e6b2d07c95f1a84e27c3f0b9e1d64a58c2e9f7b031da6c845",
+        "nginx.fastcgi_secret": "9c4e1b7a2f0d83e56b1c94a7e2d05f3b8a6c1e9d47b20f5a3c8e61d9b4f07a2e",
     ]
 
     @Test func defaultsFollowTheSpec() throws {
@@ -70,6 +71,16 @@ import Testing
         #expect(config.presign.ttlSeconds == 300)
         #expect(config.output.sizes == [512, 256, 128, 64])
         #expect(config.presign.activeKeyID == "a")
+    }
+
+    @Test func frontSettingsHaveDefaultsAndBounds() throws {
+        let config = try Config(values: base, environment: [:])
+        #expect(config.front.exemptLoopback && config.front.bodyTimeoutSeconds == 60 && config.front.uploadBufferPath == "/var/lib/cameo/upload-buffer")
+        let strict = try Config(values: base, environment: ["CAMEO_NGINX_EXEMPT_LOOPBACK": "false", "CAMEO_NGINX_BODY_TIMEOUT_SECONDS": "3"])
+        #expect(!strict.front.exemptLoopback && strict.front.bodyTimeoutSeconds == 3)
+        #expect(problem(["nginx.exempt_loopback": "maybe"])?.contains("nginx.exempt_loopback") == true)
+        #expect(problem(["nginx.connections_per_ip": "0"])?.contains("nginx.connections_per_ip") == true)
+        #expect(problem(["nginx.upload_buffer_path": "relative/dir"])?.contains("nginx.upload_buffer_path") == true)
     }
 
     @Test func environmentOverridesTheFile() throws {
@@ -109,7 +120,12 @@ import Testing
             #expect(message?.contains(bad) == false, "the message echoes the secret")
             #expect(problem(["presign.keys": "a:" + bad])?.contains("presign.keys") == true)
             #expect(problem(["scanner.callback_secret": bad])?.contains("scanner.callback_secret") == true)
+            #expect(problem(["nginx.fastcgi_secret": bad])?.contains("nginx.fastcgi_secret") == true)
         }
+        // Without the front secret no worker starts: its sockets would answer anyone.
+        var withoutFrontSecret = base
+        withoutFrontSecret["nginx.fastcgi_secret"] = nil
+        #expect(throws: ConfigError.self) { try Config(values: withoutFrontSecret, environment: [:]) }
         #expect(problem(["database.password": "CHANGE-ME"])?.contains("database.password") == true)
         // What `cameoctl generate-secret` makes passes.
         #expect(problem(["auth.hs256_secret": Digest.randomBytes(32).hexString]) == nil)

@@ -359,7 +359,7 @@ final class Box<Value>: @unchecked Sendable {
         let config = try Config(
             values: [
                 "media_root": harness.root.path, "auth.algorithms": "RS256", "auth.public_key_file": "/nonexistent/jwt-public.pem",
-                "presign.keys": "k1:a4f09e2c7b1d58e36f0a2c9d4b7e1f85c3a6e0d92b7f14c58a3e6d0b9f2c71",
+                "presign.keys": "k1:a4f09e2c7b1d58e36f0a2c9d4b7e1f85c3a6e0d92b7f14c58a3e6d0b9f2c71", "nginx.fastcgi_secret": "9c4e1b7a2f0d83e56b1c94a7e2d05f3b8a6c1e9d47b20f5a3c8e61d9b4f07a2e",
             ],
             environment: [:])
         // The worker refuses to start, naming the key...

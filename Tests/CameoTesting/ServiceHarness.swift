@@ -30,7 +30,7 @@ public final class ServiceHarness {
         for folder in [path, root.quarantine, root.incoming, root.published] { try FileSystem.makeDirectory(folder, mode: 0o700) }
         var values = [
             "public_base_url": "http://127.0.0.1:8080", "media_root": path, "auth.algorithms": "HS256", "auth.hs256_secret": Self.secret,
-            "presign.keys": "k1:a4f09e2c7b1d58e36f0a2c9d4b7e1f85c3a6e0d92b7f14c58a3e6d0b9f2c71", "scanner.callback_secret": Self.callbackSecret,
+            "presign.keys": "k1:a4f09e2c7b1d58e36f0a2c9d4b7e1f85c3a6e0d92b7f14c58a3e6d0b9f2c71", "nginx.fastcgi_secret": "9c4e1b7a2f0d83e56b1c94a7e2d05f3b8a6c1e9d47b20f5a3c8e61d9b4f07a2e", "scanner.callback_secret": Self.callbackSecret,
             "scanner.external_url": "http://127.0.0.1:9/scan",
         ]
         values.merge(settings) { _, new in new }
