@@ -56,7 +56,10 @@ enum MariaDBScratch {
 }
 
 /// One contract, two stores: the same tests run against the in-memory store and MariaDB.
-@Suite struct StoreContractTests {
+/// Serialized: run in parallel on one scratch database, the MariaDB cases failed now and then
+/// (2 runs in 5 on 2026-12-02, different tests each time, each on distinct random users); under
+/// investigation (issue 9's note). The races that matter have their own tests (GaleraTests).
+@Suite(.serialized) struct StoreContractTests {
     let now = SystemClock().epochSeconds
 
     func upload(_ store: any MediaStore, user: String = "u\(MediaID.random().rawValue.prefix(8))", crop: Crop? = nil) throws -> MediaRecord {
