@@ -61,13 +61,11 @@ while served < config.maxRequestsPerWorker && !FastCGIServer.stopRequested {
             }
         case .spooled(let limit):
             do {
-                received = try service.spool.receive { append in try fcgi.readBody(limit: limit, into: append) }
-                request.body = .file(path: received!)
-            } catch let error as BodyReadError<any Error> {
-                switch error {
-                case .stream(let failure): request.body = .unreadable(failure.refusal)
-                case .sink: request.body = .unreadable(.unavailable("storage"))
-                }
+                let path = try service.spool.receive { append in try fcgi.readBody(limit: limit, into: append) }
+                received = path
+                request.body = .file(path: path)
+            } catch BodyReadError<any Error>.stream(let failure) {
+                request.body = .unreadable(failure.refusal)
             } catch {
                 request.body = .unreadable(.unavailable("storage"))  // incoming/ could not be written
             }
