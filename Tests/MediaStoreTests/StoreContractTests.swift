@@ -8,7 +8,7 @@ import Testing
 
 /// The stores this run can test: always the in-memory one; MariaDB when
 /// `CAMEO_TEST_MARIADB_SOCKET` names a server's socket (deploy/run-tests passes the test
-/// stack's), on a scratch database `cameo_contract` made afresh with the shipped migrations.
+/// stack's), on scratch databases made afresh with the shipped migrations.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case inMemory, mariaDB
 
@@ -16,18 +16,23 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     var testDescription: String { rawValue }
 
-    func make() -> any MediaStore {
+    /// A store on the shared scratch database, or, `alone`, on one no other test touches: the
+    /// maintenance sweeps act on every row, so run beside the other tests they would reject
+    /// those tests' uploads under them.
+    func make(alone: Bool = false) -> any MediaStore {
         switch self {
         case .inMemory: return InMemoryMediaStore()
-        case .mariaDB: return MariaDBMediaStore(connection: MariaDBScratch.connection())
+        case .mariaDB:
+            return MariaDBMediaStore(connection: MariaDBScratch.connection(to: alone ? MariaDBScratch.sweeps : MariaDBScratch.shared))
         }
     }
 }
 
-/// The scratch database, made once per test process.
+/// The scratch databases, made once per test process.
 enum MariaDBScratch {
     static let socket = SystemProcess.environment["CAMEO_TEST_MARIADB_SOCKET"]
-    static let database = "cameo_contract"
+    static let shared = "cameo_contract"
+    static let sweeps = "cameo_contract_sweeps"
     static let repository: String = {
         var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
         parts.removeLast(3)
@@ -42,24 +47,23 @@ enum MariaDBScratch {
     static let prepared: Bool = {
         Connection.initializeLibrary()
         let server = Self.admin()
-        // DDL through prepared statements takes no placeholders for names; this one is ours.
-        try! server.execute("DROP DATABASE IF EXISTS cameo_contract")
-        try! server.execute("CREATE DATABASE cameo_contract CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        _ = try! Migrator(db: Self.admin(database: database), directory: repository + "/sql").migrate()
+        for database in [shared, sweeps] {
+            // DDL through prepared statements takes no placeholders for names; these are ours.
+            try! server.execute("DROP DATABASE IF EXISTS \(database)")
+            try! server.execute("CREATE DATABASE \(database) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            _ = try! Migrator(db: Self.admin(database: database), directory: repository + "/sql").migrate()
+        }
         return true
     }()
 
-    static func connection() -> Connection {
+    static func connection(to database: String = shared) -> Connection {
         precondition(prepared)
         return admin(database: database)
     }
 }
 
 /// One contract, two stores: the same tests run against the in-memory store and MariaDB.
-/// Serialized: run in parallel on one scratch database, the MariaDB cases failed now and then
-/// (2 runs in 5 on 2026-12-02, different tests each time, each on distinct random users); under
-/// investigation (issue 9's note). The races that matter have their own tests (GaleraTests).
-@Suite(.serialized) struct StoreContractTests {
+@Suite struct StoreContractTests {
     let now = SystemClock().epochSeconds
 
     func upload(_ store: any MediaStore, user: String = "u\(MediaID.random().rawValue.prefix(8))", crop: Crop? = nil) throws -> MediaRecord {
@@ -196,7 +200,7 @@ enum MariaDBScratch {
     }
 
     @Test(arguments: StoreKind.available) func maintenanceExpiresAndRejectsOnlyWhatIsOld(_ kind: StoreKind) throws {
-        let store = kind.make()
+        let store = kind.make(alone: true)
         let unused = try upload(store)
         let stuck = try upload(store)
         _ = try store.apply(.claim(bytes: 1), to: stuck.id, from: .pendingUpload)
