@@ -133,10 +133,13 @@ public struct Config: Sendable {
         public var concurrentUploads: Int
         /// Whether 127.0.0.0/8 and ::1 skip the per-IP limits (local health checks, load tests).
         public var exemptLoopback: Bool
+        /// The folder of the site's own logs, `cameo-access.log` and `cameo-error.log`
+        /// (`nginx.log_directory`).
+        public var logDirectory: String
 
         public static let defaults = FrontSettings(
             fastCGISecret: "", uploadBufferPath: "/var/lib/cameo/upload-buffer", bodyTimeoutSeconds: 60, headerTimeoutSeconds: 20,
-            connectionsPerIP: 32, concurrentUploads: 128, exemptLoopback: true)
+            connectionsPerIP: 32, concurrentUploads: 128, exemptLoopback: true, logDirectory: "/var/log/nginx")
     }
 
     /// Prefix of the environment variables that override file keys.
@@ -265,7 +268,8 @@ public struct Config: Sendable {
             headerTimeoutSeconds: try reader.int("nginx.header_timeout_seconds", default: frontDefaults.headerTimeoutSeconds, range: 1...600),
             connectionsPerIP: try reader.int("nginx.connections_per_ip", default: frontDefaults.connectionsPerIP, range: 1...10_000),
             concurrentUploads: try reader.int("nginx.concurrent_uploads", default: frontDefaults.concurrentUploads, range: 1...60_000),
-            exemptLoopback: try reader.bool("nginx.exempt_loopback", default: frontDefaults.exemptLoopback))
+            exemptLoopback: try reader.bool("nginx.exempt_loopback", default: frontDefaults.exemptLoopback),
+            logDirectory: try reader.absolutePath("nginx.log_directory", default: frontDefaults.logDirectory))
         guard !front.fastCGISecret.isEmpty else {
             throw ConfigError(key: "nginx.fastcgi_secret", problem: "is required; generate one with `cameoctl generate-secret`")
         }

@@ -19,6 +19,7 @@ public enum NginxConfig {
                     + "# limits.max_upload_bytes + \(multipartFramingBytes) for the multipart framing\n"
             ),
             ("cameo-upload-limits.conf", uploadLimits(front: front)),
+            ("cameo-quiet-errors.conf", quietErrors(front: front)),
         ]
     }
 
@@ -37,18 +38,40 @@ public enum NginxConfig {
     /// http level: the per-IP key, the zones, the access log format.
     static func http(front: Config.FrontSettings) -> String {
         let loopback = front.exemptLoopback
-            ? "    127.0.0.0/8  \"\";        # nginx.exempt_loopback = true: local checks and load tests\n    ::1          \"\";\n"
+            ? "    127.0.0.0/8  1;    # nginx.exempt_loopback = true: local checks and load tests\n    ::1          1;\n"
             : "    # nginx.exempt_loopback = false: loopback counts like any address\n"
         return header + """
             # Included at http level, by Cameo's site file.
 
-            # The per-IP key. An empty key is not limited.
-            geo $cameo_limit_key {
-                default      $binary_remote_addr;
+            # The per-IP key; an empty key is not limited. geo takes its values literally, so it
+            # only marks the exempt addresses and the map supplies the address itself.
+            geo $cameo_limit_exempt {
+                default      0;
             \(loopback)}
+            map $cameo_limit_exempt $cameo_limit_key {
+                1        "";
+                default  $binary_remote_addr;
+            }
             limit_req_zone $cameo_limit_key zone=cameo_api:10m rate=30r/s;
             limit_req_zone $cameo_limit_key zone=cameo_upload:10m rate=10r/s;
+            limit_req_zone $cameo_limit_key zone=cameo_health:1m rate=5r/s;
             limit_conn_zone $cameo_limit_key zone=cameo_connections:10m;
+
+            # The site's access log: the path as sent without its query (a presigned URL's query
+            # is its signature, a download link's too), the request id the workers log, and the
+            # error code of a refusal, whether nginx answered it ($cameo_refusal), the upload
+            # check did ($cameo_denial_code) or a worker did (X-Cameo-Error-Code). No Referer: a
+            # page's address may carry its own secrets.
+            map $request_uri $cameo_logged_path {
+                "~^(?<cameo_path_only>[^?]*)"  $cameo_path_only;
+            }
+            map "$cameo_refusal:$cameo_denial_code:$upstream_http_x_cameo_error_code" $cameo_error_code {
+                "~^:*(?<cameo_first_code>[a-z_]+)"  $cameo_first_code;
+                default                             "-";
+            }
+            log_format cameo_access '$remote_addr [$time_local] "$request_method $cameo_logged_path $server_protocol" '
+                                    '$status $body_bytes_sent $request_length $request_time "$http_user_agent" '
+                                    'request_id=$request_id error=$cameo_error_code';
 
             # One body at a time per upload URL, keyed by the upload's id in the path (a client can
             # reorder the query, never the path). Empty, so not limited, for the direct upload.
@@ -70,6 +93,9 @@ public enum NginxConfig {
     static func server(front: Config.FrontSettings) -> String {
         header + """
             # Included in Cameo's server block.
+
+            access_log \(front.logDirectory)/cameo-access.log cameo_access;   # nginx.log_directory
+            error_log \(front.logDirectory)/cameo-error.log warn;
 
             # Per read, not per request: a phone that stalls longer than this between two packets
             # has lost its link (nginx.body_timeout_seconds, nginx.header_timeout_seconds).
@@ -99,6 +125,19 @@ public enum NginxConfig {
             limit_conn cameo_uploads \(front.concurrentUploads);      # nginx.concurrent_uploads
             limit_conn_status 409;
             error_page 409 = @cameo_too_many_connections;
+
+            """
+    }
+
+    /// The error log of a location whose query is a live credential. nginx appends the request
+    /// line, query included, to every error line, and writes some before anything can burn the
+    /// URL (a body over the cap, a wrong method, a connection limit, the body's temp file), so
+    /// these locations write none below `emerg`. Their refusals are in the access log, with
+    /// the error code; a pool that is down shows in the other locations' lines too.
+    static func quietErrors(front: Config.FrontSettings) -> String {
+        header + """
+            # Included in the locations whose query is a live upload URL or download link.
+            error_log \(front.logDirectory)/cameo-error.log emerg;
 
             """
     }
@@ -170,7 +209,10 @@ public enum NginxConfig {
                 include snippets/cameo-security-headers.conf;
                 default_type application/json;
                 # No verdict at all: the 403 came from limit_except (a method other than PUT).
-                if ($cameo_denial_status = "") { return 405 '\(json(.methodNotAllowed))'; }
+                if ($cameo_denial_status = "") {
+                    set $cameo_refusal \(ErrorCode.methodNotAllowed.rawValue);
+                    return 405 '\(json(.methodNotAllowed))';
+                }
 
             """
         let statuses = Set(ErrorCode.allCases.map(\.status)).subtracting([403]).sorted()
@@ -195,6 +237,7 @@ public enum NginxConfig {
             location @cameo_method_not_allowed {
                 include snippets/cameo-security-headers.conf;
                 default_type application/json;
+                set $cameo_refusal \(ErrorCode.methodNotAllowed.rawValue);
                 return 405 '\(json(.methodNotAllowed))';
             }
 
@@ -204,19 +247,38 @@ public enum NginxConfig {
                 add_header Retry-After \(AppError.serviceUnavailable.retryAfter ?? 5) always;
                 add_header Cache-Control no-store always;
                 default_type application/json;
+                set $cameo_refusal \(ErrorCode.unavailable.rawValue);
                 return 503 '\(json(.serviceUnavailable, requestID: "$request_id"))';
             }
 
             location @cameo_too_large {
                 include snippets/cameo-security-headers.conf;
                 default_type application/json;
+                set $cameo_refusal \(ErrorCode.tooLarge.rawValue);
                 return 413 '\(json(.tooLarge(limit: limits.maxUploadBytes)))';
+            }
+
+            # A JSON body (presign, scanner callback) over its limit.
+            location @cameo_json_too_large {
+                include snippets/cameo-security-headers.conf;
+                default_type application/json;
+                set $cameo_refusal \(ErrorCode.tooLarge.rawValue);
+                return 413 '\(json(.tooLarge(limit: jsonBodyBytes)))';
+            }
+
+            # A path no route has.
+            location @cameo_not_found {
+                include snippets/cameo-security-headers.conf;
+                default_type application/json;
+                set $cameo_refusal \(ErrorCode.notFound.rawValue);
+                return 404 '\(json(.notFound))';
             }
 
             # A body on a method that takes none (see the map $cameo_unexpected_body).
             location @cameo_unexpected_body {
                 include snippets/cameo-security-headers.conf;
                 default_type application/json;
+                set $cameo_refusal \(ErrorCode.unexpectedBody.rawValue);
                 return 400 '\(json(.unexpectedBody))';
             }
 
@@ -224,6 +286,7 @@ public enum NginxConfig {
                 include snippets/cameo-security-headers.conf;
                 add_header Retry-After \(AppError.tooManyConnections.retryAfter ?? 5) always;
                 default_type application/json;
+                set $cameo_refusal \(ErrorCode.tooManyConnections.rawValue);
                 return 429 '\(json(.tooManyConnections))';
             }
 
@@ -231,6 +294,7 @@ public enum NginxConfig {
                 include snippets/cameo-security-headers.conf;
                 add_header Retry-After \(AppError.addressRateLimited.retryAfter ?? 1) always;
                 default_type application/json;
+                set $cameo_refusal \(ErrorCode.rateLimited.rawValue);
                 return 429 '\(json(.addressRateLimited))';
             }
 

@@ -153,7 +153,8 @@ public struct HTTPResponse: Sendable {
 
     /// The response for an `AppError`, with `Retry-After` where it applies.
     public static func error(_ error: AppError, requestID: String?) -> HTTPResponse {
-        var headers: [(String, String)] = []
+        // For nginx's access log, which hides it from the client (the body names it already).
+        var headers: [(String, String)] = [("X-Cameo-Error-Code", error.code.rawValue)]
         if let retryAfter = error.retryAfter { headers.append(("Retry-After", String(retryAfter))) }
         return .json(error.status, error.body(requestID: requestID), headers: headers)
     }

@@ -87,6 +87,7 @@ public struct Router: Sendable {
         let isUploadCheck = request.documentURI == Route.verifyUploadLocation || request.documentURI == Route.verifyTokenLocation
         var response: HTTPResponse
         var logged: String? = nil
+        var refusalCode: ErrorCode? = nil
         do {
             guard let route else { throw isUploadCheck ? AppError.badSignature(.uploadURL) : AppError.notFound }
             response = try dispatch(route, request)
@@ -99,10 +100,12 @@ public struct Router: Sendable {
                 logged = String(describing: error)
                 refusal = classify(error)
             }
+            refusalCode = refusal.code
             response = .error(refusal, requestID: request.requestID)
             if isUploadCheck { response = VerifyUploadHandler.denial(refusal, requestID: request.requestID) }
         }
-        Log.request(request, route: route, status: response.status, milliseconds: clock.monotonicMilliseconds - started, error: logged)
+        Log.request(request, route: route, status: response.status, milliseconds: clock.monotonicMilliseconds - started, code: refusalCode,
+            error: logged)
         return response
     }
 
@@ -141,9 +144,10 @@ public struct Router: Sendable {
 /// request id, with the error code of a refusal. Secrets, tokens and query strings (which
 /// carry signatures) are never logged.
 enum Log {
-    static func request(_ request: HTTPRequest, route: Route?, status: Int, milliseconds: Int, error: String?) {
+    static func request(_ request: HTTPRequest, route: Route?, status: Int, milliseconds: Int, code: ErrorCode?, error: String?) {
         var line = "level=\(status >= 500 ? "error" : "info") request_id=\(request.requestID) route=\(route.map(name) ?? "none")"
         line += " method=\(request.method) path=\(request.path) status=\(status) ms=\(milliseconds) pid=\(SystemProcess.id)"
+        if let code { line += " code=\(code.rawValue)" }
         if let error { line += " error=\(quoted(error))" }
         SystemProcess.writeError(line)
     }

@@ -48,7 +48,10 @@ struct VerifyUploadHandler: Sendable {
     static func denial(_ refusal: AppError, requestID: String) -> HTTPResponse {
         HTTPResponse(
             status: 403,
-            headers: [("X-Cameo-Error-Status", String(refusal.status)), ("X-Cameo-Error-Body", refusal.body(requestID: requestID).serialized())])
+            headers: [
+                ("X-Cameo-Error-Status", String(refusal.status)), ("X-Cameo-Error-Body", refusal.body(requestID: requestID).serialized()),
+                ("X-Cameo-Error-Code", refusal.code.rawValue),
+            ])
     }
 }
 

@@ -43,7 +43,7 @@ import Testing
     @Test func theFrontSettingsRenderIntoTheIncludes() {
         var front = Config.FrontSettings.defaults
         let exempt = Dictionary(uniqueKeysWithValues: NginxConfig.snippets(limits: .defaults, front: front).map { ($0.name, $0.text) })
-        #expect(exempt["cameo-http.conf"]?.contains("127.0.0.0/8  \"\";") == true)
+        #expect(exempt["cameo-http.conf"]?.contains("127.0.0.0/8  1;") == true)
         front.exemptLoopback = false
         front.bodyTimeoutSeconds = 7
         front.connectionsPerIP = 3

@@ -84,6 +84,11 @@
       const message = error.message || `The server is not available (${status}).`;
       throw new Transient(message, retryAfterMs(retryAfter));
     }
+    // Another body is still open on this URL (often the previous attempt's connection, which
+    // nginx has not yet seen drop), or too many uploads are open: wait as told, then try again.
+    if (status === 429 && error.code === 'too_many_connections') {
+      throw new Transient(error.message || 'The server is busy.', retryAfterMs(retryAfter));
+    }
     let message = error.message || `${what} failed (${status}).`;
     if (status === 401) message += ' Please sign in again.';
     if (status === 429) {
