@@ -64,7 +64,9 @@ class Stack:
             state_dir = tempfile.mkdtemp(prefix="cameo-stack.")
             os.chmod(state_dir, 0o755)
         env = dict(os.environ, CAMEO_STATE_DIR=state_dir, CAMEO_PORT=str(port), **{k: str(v) for k, v in settings.items()})
-        subprocess.run([DEV_STACK, "up"], env=env, check=True, capture_output=True, text=True)
+        started = subprocess.run([DEV_STACK, "up"], env=env, capture_output=True, text=True)
+        if started.returncode != 0:
+            raise RuntimeError(f"deploy/dev-stack up failed ({started.returncode}):\n{started.stdout}{started.stderr}")
         return cls(state_dir, port, env)
 
     @classmethod

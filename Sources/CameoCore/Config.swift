@@ -49,12 +49,21 @@ public struct Config: Sendable {
         public var algorithms: Set<JWTAlgorithm> = []
         /// HS256 shared secret (bytes of the UTF-8 text), for `HS256`.
         public var hs256Secret: String?
+        /// HS256 secrets with ids (`auth.hs256_keys = id:secret,...`), instead of one secret:
+        /// a token's `kid` picks one, so the host application can rotate. The first signs
+        /// what `cameoctl token` mints.
+        public var hs256Keys: [(id: String, secret: String)] = []
         /// PEM public key for RS256 or ES256 as text (tests); nil: see `publicKeyFile`.
         public var publicKeyPEM: String?
         /// The file holding that key (`auth.public_key_file`). It is read where tokens are
         /// verified (the worker, `check-config`), not when the config is loaded, so commands
         /// that verify no token (sweep, migrate) start even if it cannot be read.
         public var publicKeyFile: String? = nil
+        /// A JWKS document with the identity provider's public keys, by `kid`
+        /// (`auth.jwks_file`), instead of one PEM key; workers re-read it when it changes.
+        public var jwksFile: String? = nil
+        /// Where `cameo-jwks-refresh` fetches that document from (`auth.jwks_url`).
+        public var jwksURL: String? = nil
         public var issuer: String?
         public var audience: String?
         public var leewaySeconds: Int
@@ -188,26 +197,48 @@ public struct Config: Sendable {
             hs256Secret: reader.string("auth.hs256_secret"),
             publicKeyPEM: nil,
             publicKeyFile: try reader.absolutePath("auth.public_key_file"),
+            jwksFile: try reader.absolutePath("auth.jwks_file"),
+            jwksURL: reader.string("auth.jwks_url"),
             issuer: reader.string("auth.issuer"),
             audience: reader.string("auth.audience"),
             leewaySeconds: try reader.int("auth.leeway_seconds", default: 30, range: 0...300),
             allowedOrigins: reader.list("auth.allowed_origins") ?? [publicBaseURL])
         // HS256 is on only when listed, and a key is configured only for an algorithm that is:
         // a leftover secret must not quietly keep HS256 alive beside a public key.
-        if auth.algorithms.contains(.hs256) {
-            guard let secret = auth.hs256Secret else {
-                throw ConfigError(key: "auth.hs256_secret", problem: "auth.algorithms lists HS256, so this secret is required")
+        if reader.string("auth.hs256_keys") != nil {
+            guard auth.hs256Secret == nil else {
+                throw ConfigError(key: "auth.hs256_keys", problem: "is set beside auth.hs256_secret; keep one (a secret in hs256_keys needs an id)")
             }
-            try SecretPolicy.check(secret, key: "auth.hs256_secret")
-        } else if auth.hs256Secret != nil {
-            throw ConfigError(key: "auth.hs256_secret", problem: "is set but auth.algorithms does not list HS256; remove it or list HS256")
+            auth.hs256Keys = try reader.orderedKeyring("auth.hs256_keys")
+        }
+        let hasHS256Key = auth.hs256Secret != nil || !auth.hs256Keys.isEmpty
+        if auth.algorithms.contains(.hs256) {
+            guard hasHS256Key else {
+                throw ConfigError(key: "auth.hs256_secret", problem: "auth.algorithms lists HS256, so this secret (or auth.hs256_keys) is required")
+            }
+            if let secret = auth.hs256Secret { try SecretPolicy.check(secret, key: "auth.hs256_secret") }
+        } else if hasHS256Key {
+            let key = auth.hs256Secret != nil ? "auth.hs256_secret" : "auth.hs256_keys"
+            throw ConfigError(key: key, problem: "is set but auth.algorithms does not list HS256; remove it or list HS256")
         }
         let publicKeyAlgorithms = auth.algorithms.subtracting([.hs256])
-        if !publicKeyAlgorithms.isEmpty && auth.publicKeyFile == nil {
-            throw ConfigError(key: "auth.public_key_file", problem: "auth.algorithms lists \(publicKeyAlgorithms.map(\.rawValue).sorted().joined(separator: ", ")), which need this key")
+        if auth.publicKeyFile != nil && auth.jwksFile != nil {
+            throw ConfigError(key: "auth.jwks_file", problem: "is set beside auth.public_key_file; keep one")
         }
-        if publicKeyAlgorithms.isEmpty && auth.publicKeyFile != nil {
-            throw ConfigError(key: "auth.public_key_file", problem: "is set but auth.algorithms lists neither RS256 nor ES256")
+        let publicKeySource = auth.publicKeyFile != nil ? "auth.public_key_file" : auth.jwksFile != nil ? "auth.jwks_file" : nil
+        if !publicKeyAlgorithms.isEmpty && publicKeySource == nil {
+            throw ConfigError(
+                key: "auth.public_key_file",
+                problem: "auth.algorithms lists \(publicKeyAlgorithms.map(\.rawValue).sorted().joined(separator: ", ")), which need this key (or auth.jwks_file)")
+        }
+        if publicKeyAlgorithms.isEmpty, let publicKeySource {
+            throw ConfigError(key: publicKeySource, problem: "is set but auth.algorithms lists neither RS256 nor ES256")
+        }
+        if let url = auth.jwksURL {
+            guard auth.jwksFile != nil else { throw ConfigError(key: "auth.jwks_url", problem: "needs auth.jwks_file, the file it is fetched into") }
+            guard url.hasPrefix("https://") || url.hasPrefix("http://127.0.0.1") || url.hasPrefix("http://localhost") else {
+                throw ConfigError(key: "auth.jwks_url", problem: "must be https:// (plain http only on loopback): the keys decide who is signed in")
+            }
         }
         presign = PresignSettings(
             keys: try reader.keyring("presign.keys"),
@@ -388,8 +419,15 @@ private struct Reader {
 
     /// `id:secret` pairs separated by commas.
     func keyring(_ key: String) throws(ConfigError) -> [String: String] {
-        guard let items = list(key) else { throw ConfigError(key: key, problem: "is required (id:secret[,id:secret...])") }
         var keys: [String: String] = [:]
+        for (id, secret) in try orderedKeyring(key) { keys[id] = secret }
+        return keys
+    }
+
+    /// `id:secret[,id:secret...]`, in the order written.
+    func orderedKeyring(_ key: String) throws(ConfigError) -> [(id: String, secret: String)] {
+        guard let items = list(key) else { throw ConfigError(key: key, problem: "is required (id:secret[,id:secret...])") }
+        var keys: [(id: String, secret: String)] = []
         for item in items {
             guard let colon = item.firstIndex(of: ":") else { throw ConfigError(key: key, problem: "an entry lacks `id:`") }
             let id = String(item[..<colon])
@@ -398,7 +436,8 @@ private struct Reader {
                 throw ConfigError(key: key, problem: "key ids may hold only letters, digits, - and _")
             }
             try SecretPolicy.check(secret, key: key, subject: "the secret of key `\(id)`")
-            keys[id] = secret
+            guard !keys.contains(where: { $0.id == id }) else { throw ConfigError(key: key, problem: "key id `\(id)` appears twice") }
+            keys.append((id: id, secret: secret))
         }
         return keys
     }

@@ -1,5 +1,7 @@
 import CameoCrypto
+import CameoSystem
 import FoundationEssentials
+import Synchronization
 
 /// The claims Cameo uses from a verified token.
 public struct TokenClaims: Sendable, Equatable {
@@ -20,31 +22,43 @@ public enum JWTAlgorithm: String, Sendable, CaseIterable {
 /// Verifies JWTs issued by the host application's login: HS256 with a shared secret, RS256 or
 /// ES256 with its public key, each only when `auth.algorithms` lists it. `alg: none` and any
 /// algorithm not listed are refused.
+///
+/// Keys carry ids so they rotate with overlap: a token's `kid` picks the keys of that id (a key
+/// without an id, such as a single PEM key or `auth.hs256_secret`, stands for any); a token
+/// without `kid` is tried against each key of its algorithm.
 public struct JWTVerifier: Sendable {
     private let algorithms: Set<JWTAlgorithm>
-    private let hs256Secret: [UInt8]?
-    private let publicKey: PublicKey?
+    private let secrets: [(id: String?, bytes: [UInt8])]
+    private let publicKeys: PublicKeySource
     private let issuer: String?
     private let audience: String?
     private let leeway: Int
 
     public init(settings: Config.AuthSettings) throws {
         algorithms = settings.algorithms
-        hs256Secret = settings.hs256Secret.map { Array($0.utf8) }
-        var pem = settings.publicKeyPEM
-        if pem == nil, let path = settings.publicKeyFile {
+        secrets = (settings.hs256Secret.map { [(id: nil, bytes: Array($0.utf8))] } ?? [])
+            + settings.hs256Keys.map { (id: $0.id, bytes: Array($0.secret.utf8)) }
+        if let pem = settings.publicKeyPEM {
+            publicKeys = .fixed([(id: nil, key: try PublicKey(pem: pem))])
+        } else if let path = settings.publicKeyFile {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigError(key: "auth.public_key_file", problem: "cannot read \(path)")
             }
-            pem = String(decoding: data, as: UTF8.self)
+            publicKeys = .fixed([(id: nil, key: try PublicKey(pem: String(decoding: data, as: UTF8.self)))])
+        } else if let path = settings.jwksFile {
+            publicKeys = .jwks(try JWKSFile(path: path))
+        } else {
+            publicKeys = .fixed([])
         }
-        publicKey = try pem.map { try PublicKey(pem: $0) }
         issuer = settings.issuer
         audience = settings.audience
         leeway = settings.leewaySeconds
     }
 
-    private struct Header: Decodable { let alg: String }
+    private struct Header: Decodable {
+        let alg: String
+        let kid: String?
+    }
 
     private struct Claims: Decodable {
         let sub: String?
@@ -84,7 +98,9 @@ public struct JWTVerifier: Sendable {
         else { throw .invalidToken }
 
         let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
-        guard verifySignature(algorithm: header.alg, signature: signature, signingInput: signingInput) else { throw .invalidToken }
+        guard verifySignature(algorithm: header.alg, keyID: header.kid, signature: signature, signingInput: signingInput, now: now) else {
+            throw .invalidToken
+        }
 
         // Bounded so the conversion to Int below cannot trap on a signed but absurd value.
         guard let exp = claims.exp, exp.isFinite, abs(exp) < 1e12 else { throw .invalidToken }
@@ -96,16 +112,16 @@ public struct JWTVerifier: Sendable {
         return TokenClaims(userID: sub, tokenID: claims.jti, expiresAt: Int(exp))
     }
 
-    private func verifySignature(algorithm name: String, signature: [UInt8], signingInput: [UInt8]) -> Bool {
+    private func verifySignature(algorithm name: String, keyID: String?, signature: [UInt8], signingInput: [UInt8], now: Int) -> Bool {
         guard let algorithm = JWTAlgorithm(rawValue: name), algorithms.contains(algorithm) else { return false }
+        let picked = { (id: String?) in keyID == nil || id == nil || id == keyID }
         switch algorithm {
         case .hs256:
-            guard let hs256Secret else { return false }
-            return Digest.constantTimeEquals(Digest.hmacSHA256(key: hs256Secret, signingInput), signature)
+            return secrets.contains { picked($0.id) && Digest.constantTimeEquals(Digest.hmacSHA256(key: $0.bytes, signingInput), signature) }
         case .rs256:
-            return publicKey?.verifyRS256(signature: signature, message: signingInput) ?? false
+            return publicKeys.keys(now: now).contains { picked($0.id) && $0.key.verifyRS256(signature: signature, message: signingInput) }
         case .es256:
-            return publicKey?.verifyES256(signature: signature, message: signingInput) ?? false
+            return publicKeys.keys(now: now).contains { picked($0.id) && $0.key.verifyES256(signature: signature, message: signingInput) }
         }
     }
 
@@ -116,10 +132,76 @@ public struct JWTVerifier: Sendable {
     }
 }
 
+/// The public keys tokens are verified with: fixed (a PEM key), or a JWKS file that the
+/// identity provider's keys are refreshed into (`cameo-jwks-refresh.timer`). The file is
+/// looked at again at most once a second and re-read when it changed, so a worker follows a
+/// rotation without a restart; a file that no longer parses leaves the keys it had.
+enum PublicKeySource: Sendable {
+    case fixed([(id: String?, key: PublicKey)])
+    case jwks(JWKSFile)
+
+    func keys(now: Int) -> [(id: String?, key: PublicKey)] {
+        switch self {
+        case .fixed(let keys): return keys
+        case .jwks(let file): return file.keys(now: now)
+        }
+    }
+}
+
+final class JWKSFile: Sendable {
+    private struct State {
+        var keys: [(id: String?, key: PublicKey)]
+        var identity: FileSystem.Identity?
+        var checkedAt: Int
+    }
+
+    let path: String
+    private let state: Mutex<State>
+
+    init(path: String) throws(ConfigError) {
+        self.path = path
+        let identity = FileSystem.identity(path)
+        state = Mutex(State(keys: try Self.load(path), identity: identity, checkedAt: 0))
+    }
+
+    func keys(now: Int) -> [(id: String?, key: PublicKey)] {
+        state.withLock { state in
+            guard now != state.checkedAt else { return state.keys }
+            state.checkedAt = now
+            let identity = FileSystem.identity(path)
+            guard identity != state.identity else { return state.keys }
+            state.identity = identity
+            switch Result(catching: { () throws(ConfigError) in try Self.load(path) }) {
+            case .success(let keys): state.keys = keys
+            case .failure(let error):
+                SystemProcess.writeError("level=warn msg=\"kept the previous keys: auth.jwks_file \(error.problem)\" pid=\(SystemProcess.id)")
+            }
+            return state.keys
+        }
+    }
+
+    private static func load(_ path: String) throws(ConfigError) -> [(id: String?, key: PublicKey)] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(key: "auth.jwks_file", problem: "cannot read \(path)")
+        }
+        let set: JWKS
+        do { set = try JWKS(json: Array(data)) } catch { throw ConfigError(key: "auth.jwks_file", problem: "\(path) \(error.description)") }
+        var keys: [(id: String?, key: PublicKey)] = []
+        for key in set.keys {
+            // A member OpenSSL refuses (a modulus that is no RSA key, a point off the curve) is
+            // skipped like any other unusable key.
+            if let parsed = try? PublicKey(der: key.subjectPublicKeyInfo) { keys.append((id: key.id, key: parsed)) }
+        }
+        guard !keys.isEmpty else { throw ConfigError(key: "auth.jwks_file", problem: "\(path) holds no key OpenSSL accepts") }
+        return keys
+    }
+}
+
 /// Mints HS256 tokens for development and tests (`cameoctl token`).
 public enum JWTMinter {
     public static func hs256(
-        secret: String, userID: String, ttlSeconds: Int, now: Int, issuer: String?, audience: String?, tokenID: String? = nil
+        secret: String, keyID: String? = nil, userID: String, ttlSeconds: Int, now: Int, issuer: String?, audience: String?,
+        tokenID: String? = nil
     ) -> (token: String, jti: String) {
         let jti = tokenID ?? Digest.randomBytes(16).hexString
         var claims: [(String, JSONValue)] = [
@@ -127,7 +209,9 @@ public enum JWTMinter {
         ]
         if let issuer { claims.append(("iss", .string(issuer))) }
         if let audience { claims.append(("aud", .string(audience))) }
-        let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+        var headerMembers: [(String, JSONValue)] = [("alg", .string("HS256")), ("typ", .string("JWT"))]
+        if let keyID { headerMembers.append(("kid", .string(keyID))) }
+        let header = Base64URL.encode(Array(JSONValue.object(headerMembers).serialized().utf8))
         let payload = Base64URL.encode(Array(JSONValue.object(claims).serialized().utf8))
         let signature = Digest.hmacSHA256(key: Array(secret.utf8), "\(header).\(payload)")
         return ("\(header).\(payload).\(Base64URL.encode(signature))", jti)

@@ -28,15 +28,28 @@ public final class PublicKey: @unchecked Sendable {
             defer { BIO_free(bio) }
             return PEM_read_bio_PUBKEY(bio, nil, nil, nil)
         }
-        guard let key = parsed else { throw .invalidPublicKey(openSSL: Self.drainErrors()) }
+        (key, kind) = try Self.adopt(parsed)
+    }
+
+    /// Reads a DER `SubjectPublicKeyInfo` (`d2i_PUBKEY`), as a JWK's members make one.
+    public init(der: [UInt8]) throws(CryptoError) {
+        let parsed = der.withUnsafeBufferPointer { buffer -> OpaquePointer? in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_PUBKEY(nil, &cursor, Int(buffer.count))
+        }
+        (key, kind) = try Self.adopt(parsed)
+    }
+
+    /// Takes ownership of a parsed key of a kind Cameo verifies with; frees any other.
+    private static func adopt(_ parsed: OpaquePointer?) throws(CryptoError) -> (OpaquePointer, Kind) {
+        guard let key = parsed else { throw .invalidPublicKey(openSSL: drainErrors()) }
         switch EVP_PKEY_get_base_id(key) {
-        case EVP_PKEY_RSA: kind = .rsa
-        case EVP_PKEY_EC: kind = .ecP256
+        case EVP_PKEY_RSA: return (key, .rsa)
+        case EVP_PKEY_EC: return (key, .ecP256)
         default:
             EVP_PKEY_free(key)
             throw .wrongKeyType
         }
-        self.key = key
     }
 
     deinit { EVP_PKEY_free(key) }

@@ -98,6 +98,24 @@ public enum FileSystem {
         return Int(info.st_size)
     }
 
+    /// What tells one version of a file from the next (`stat(2)`): a file replaced by rename
+    /// has a new inode, one rewritten in place a new size or modification time. Nil when the
+    /// file cannot be reached.
+    public struct Identity: Equatable, Sendable {
+        let inode: UInt64
+        let size: Int64
+        let modifiedSeconds: Int
+        let modifiedNanoseconds: Int
+    }
+
+    public static func identity(_ path: String) -> Identity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Identity(
+            inode: UInt64(info.st_ino), size: Int64(info.st_size), modifiedSeconds: Int(info.st_mtim.tv_sec),
+            modifiedNanoseconds: Int(info.st_mtim.tv_nsec))
+    }
+
     /// Sets the modification time of `path` to now (`utimensat(2)`).
     public static func touch(_ path: String) throws(SystemError) {
         guard utimensat(AT_FDCWD, path, nil, 0) == 0 else { throw SystemError(operation: "utimensat", path: path, errno: .last) }

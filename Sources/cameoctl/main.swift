@@ -2,6 +2,7 @@
 // so what it checks or mints is what the running stack accepts.
 import ArgumentParser
 import CameoCore
+import CameoCrypto
 import CameoService
 import CameoSystem
 import MariaDB
@@ -15,7 +16,7 @@ struct CameoCtl: ParsableCommand {
         abstract: "Administer a Cameo installation.",
         subcommands: [
             Migrate.self, CheckConfig.self, InitConfig.self, GenerateSecret.self, RenderNginx.self, Token.self, Revoke.self, ShowMedia.self,
-            SignURL.self, ScanRetry.self, Sweep.self, Rescan.self,
+            SignURL.self, ScanRetry.self, Sweep.self, Rescan.self, JWKSCommand.self,
         ])
 }
 
@@ -144,13 +145,15 @@ struct RenderNginx: ParsableCommand {
         try replaceFile(site, with: rendered)
     }
 
-    /// Writes a new file beside the old one and renames it over, so nginx never reads half.
-    func replaceFile(_ path: String, with text: String, mode: UInt32 = 0o644) throws {
-        let temporary = path + ".new"
-        FileSystem.remove(temporary)
-        try FileSystem.writeNew(Array(text.utf8), to: temporary, mode: mode)
-        try FileSystem.rename(temporary, to: path)
-    }
+}
+
+/// Writes a new file beside the old one and renames it over, so no reader (nginx, a worker)
+/// ever sees half of it.
+func replaceFile(_ path: String, with text: String, mode: UInt32 = 0o644) throws {
+    let temporary = path + ".new"
+    FileSystem.remove(temporary)
+    try FileSystem.writeNew(Array(text.utf8), to: temporary, mode: mode, durable: true)
+    try FileSystem.rename(temporary, to: path)
 }
 
 struct Token: ParsableCommand {
@@ -160,10 +163,12 @@ struct Token: ParsableCommand {
 
     func run() throws {
         let config = try loadConfig()
-        guard let secret = config.auth.hs256Secret else { throw ValidationError("auth.hs256_secret is not set") }
+        // The first of auth.hs256_keys, named by its id, or the one auth.hs256_secret.
+        guard let (keyID, secret) = config.auth.hs256Keys.first.map({ (Optional($0.id), $0.secret) }) ?? config.auth.hs256Secret.map({ (nil, $0) })
+        else { throw ValidationError("neither auth.hs256_secret nor auth.hs256_keys is set") }
         guard JWTVerifier.isSafeUserID(user) else { throw ValidationError("--user must be 1-64 of A-Z a-z 0-9 _ -") }
         let minted = JWTMinter.hs256(
-            secret: secret, userID: user, ttlSeconds: ttl, now: SystemClock().epochSeconds, issuer: config.auth.issuer, audience: config.auth.audience)
+            secret: secret, keyID: keyID, userID: user, ttlSeconds: ttl, now: SystemClock().epochSeconds, issuer: config.auth.issuer, audience: config.auth.audience)
         print(minted.token)
     }
 }
@@ -270,3 +275,46 @@ struct Rescan: ParsableCommand {
 }
 
 func printError(_ text: String) { SystemProcess.writeError(text) }
+
+/// The identity provider's keys (`auth.jwks_file`), kept fresh by cameo-jwks-refresh: it
+/// fetches `auth.jwks_url` with curl and hands the document to `install`, which replaces the
+/// file only with one that holds usable keys. Workers notice the new file within a second.
+struct JWKSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jwks", abstract: "The JWKS key file: where it comes from, and replacing it safely.",
+        subcommands: [URL.self, Install.self])
+
+    struct URL: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print auth.jwks_url and auth.jwks_file, one per line.")
+        func run() throws {
+            let config = try loadConfig()
+            guard let url = config.auth.jwksURL, let file = config.auth.jwksFile else {
+                throw ValidationError("auth.jwks_url and auth.jwks_file are not both set")
+            }
+            print(url)
+            print(file)
+        }
+    }
+
+    struct Install: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a fetched JWKS document and, if it holds usable keys, make it auth.jwks_file.")
+        @Argument(help: "The fetched document.") var document: String
+
+        func run() throws {
+            let config = try loadConfig()
+            guard let target = config.auth.jwksFile else { throw ValidationError("auth.jwks_file is not set") }
+            let bytes = try FileSystem.read(document, limit: JWKS.maxBytes + 1)
+            let set: JWKS
+            do { set = try JWKS(json: bytes) } catch { throw ValidationError("\(document) \(error.description); \(target) is unchanged") }
+            for key in set.keys {
+                do { _ = try PublicKey(der: key.subjectPublicKeyInfo) } catch {
+                    throw ValidationError("\(document): key \(key.id ?? "(no kid)") is not a valid public key; \(target) is unchanged")
+                }
+            }
+            // Public keys: readable by all, like the PEM a host application publishes.
+            try replaceFile(target, with: String(decoding: bytes, as: UTF8.self), mode: 0o644)
+            print("installed \(set.keys.count) key(s) into \(target): \(set.keys.map { $0.id ?? "(no kid)" }.joined(separator: ", "))")
+        }
+    }
+}
