@@ -75,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "cameoctl",
             dependencies: [
-                "CameoService", "CameoCore", "CameoCrypto", "CameoSystem", "MediaStore", "MariaDBStore", "MariaDB",
+                "CameoService", "CameoCore", "CameoSystem", "MediaStore", "MariaDBStore", "MariaDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -38,7 +38,7 @@ def mint_token(secret, user, ttl=3600):
         return base64.urlsafe_b64encode(data).rstrip(b"=")
 
     header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    claims = b64(json.dumps({"sub": user, "exp": int(time.time()) + ttl}).encode())
+    claims = b64(json.dumps({"sub": user, "exp": int(time.time()) + ttl, "jti": os.urandom(12).hex()}).encode())
     signature = b64(hmac.new(secret.encode(), header + b"." + claims, hashlib.sha256).digest())
     return (header + b"." + claims + b"." + signature).decode()
 
@@ -87,8 +87,9 @@ class Stack:
         return self.base_url + path
 
     def ctl(self, *args):
-        """Runs cameoctl against this stack's config; returns its standard output."""
-        env = dict(os.environ, CAMEO_CONFIG=self.config_path)
+        """Runs cameoctl against this stack's config and settings, as its workers see them;
+        returns its standard output."""
+        env = dict(self.env, CAMEO_CONFIG=self.config_path)
         return subprocess.run([self.cameoctl, *args], env=env, check=True, capture_output=True, text=True).stdout.strip()
 
     def token(self, user, ttl=600):

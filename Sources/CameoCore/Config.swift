@@ -67,6 +67,12 @@ public struct Config: Sendable {
         public var issuer: String?
         public var audience: String?
         public var leewaySeconds: Int
+        /// Whether a token must carry a `jti` (`auth.require_jti`, default true): only a token
+        /// with one can be revoked. A `jti` is at most 128 characters, the revocation key's size.
+        public var requireTokenID: Bool = true
+        /// The longest a token may be valid from now (`auth.max_token_lifetime_seconds`): a
+        /// token minted to last a year is refused, whoever signed it.
+        public var maxLifetimeSeconds: Int = 86_400
         /// Origins allowed to send cookie-authenticated requests.
         public var allowedOrigins: [String]
     }
@@ -114,6 +120,16 @@ public struct Config: Sendable {
         /// External mode: where uploads are announced, and the shared HMAC secret of callbacks.
         public var externalURL: String?
         public var callbackSecret: String?
+        /// Several callback secrets with ids (`scanner.callback_keys = id:secret,...`), instead
+        /// of one, for a rotation: the first signs the download links, a callback or link
+        /// signed with any of them verifies.
+        public var callbackKeys: [(id: String, secret: String)] = []
+        /// How long an upload announced to the external scanner waits for its verdict before
+        /// the sweeper rejects it as `scan_failed` (`scanner.verdict_timeout_seconds`).
+        public var verdictTimeoutSeconds: Int = 3600
+
+        /// The callback secrets, the signing one first.
+        public var callbackSecrets: [String] { callbackSecret.map { [$0] } ?? callbackKeys.map(\.secret) }
     }
 
     public struct RateLimits: Sendable {
@@ -203,6 +219,8 @@ public struct Config: Sendable {
             audience: reader.string("auth.audience"),
             leewaySeconds: try reader.int("auth.leeway_seconds", default: 30, range: 0...300),
             allowedOrigins: reader.list("auth.allowed_origins") ?? [publicBaseURL])
+        auth.requireTokenID = try reader.bool("auth.require_jti", default: true)
+        auth.maxLifetimeSeconds = try reader.int("auth.max_token_lifetime_seconds", default: 86_400, range: 60...31_536_000)
         // HS256 is on only when listed, and a key is configured only for an algorithm that is:
         // a leftover secret must not quietly keep HS256 alive beside a public key.
         if reader.string("auth.hs256_keys") != nil {
@@ -282,13 +300,21 @@ public struct Config: Sendable {
             externalURL: reader.string("scanner.external_url"),
             callbackSecret: reader.string("scanner.callback_secret"))
         if let secret = scanner.callbackSecret { try SecretPolicy.check(secret, key: "scanner.callback_secret") }
+        if reader.string("scanner.callback_keys") != nil {
+            guard scanner.callbackSecret == nil else {
+                throw ConfigError(key: "scanner.callback_keys", problem: "is set beside scanner.callback_secret; keep one")
+            }
+            scanner.callbackKeys = try reader.orderedKeyring("scanner.callback_keys")
+        }
+        scanner.verdictTimeoutSeconds = try reader.int("scanner.verdict_timeout_seconds", default: 3600, range: 1...86_400)
         if mode == .external {
             // The announcer speaks plain HTTP (a local service, or a TLS proxy in front of a remote one).
             guard let url = scanner.externalURL, url.hasPrefix("http://") else {
                 throw ConfigError(key: "scanner.external_url", problem: "external mode needs the scanner's http:// URL")
             }
-            guard scanner.callbackSecret != nil else {
-                throw ConfigError(key: "scanner.callback_secret", problem: "external mode needs this secret; generate one with `cameoctl generate-secret`")
+            guard !scanner.callbackSecrets.isEmpty else {
+                throw ConfigError(
+                    key: "scanner.callback_secret", problem: "external mode needs this secret (or scanner.callback_keys); generate one with `cameoctl generate-secret`")
             }
         }
         let frontDefaults = FrontSettings.defaults

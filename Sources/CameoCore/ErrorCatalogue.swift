@@ -24,6 +24,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case methodNotAllowed = "method_not_allowed"
     case urlUsed = "url_used"
     case alreadyDecided = "already_decided"
+    case replayedCallback = "replayed_callback"
     case tooLarge = "too_large"
     case badType = "bad_type"
     case badDimensions = "bad_dimensions"
@@ -45,7 +46,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .badOrigin, .badSignature, .urlExpired, .staleTimestamp, .forbidden: 403
         case .notFound, .noAvatar: 404
         case .methodNotAllowed: 405
-        case .urlUsed, .alreadyDecided: 409
+        case .urlUsed, .alreadyDecided, .replayedCallback: 409
         case .tooLarge: 413
         case .badType: 415
         case .badDimensions, .pixelBomb, .corrupt, .badCrop, .infected, .scanFailed: 422
@@ -127,6 +128,8 @@ extension AppError {
 
     public static let urlUsed = AppError(.urlUsed, "This upload URL has already been used.")
     public static let alreadyDecided = AppError(.alreadyDecided, "This upload already has a verdict.")
+    /// A scanner callback whose signature was seen before: each is accepted once.
+    public static let replayedCallback = AppError(.replayedCallback, "This callback was already received.")
 
     public static func tooLarge(limit: Int) -> AppError {
         AppError(.tooLarge, "The upload is larger than \(limit) bytes.", details: ["limit": .int(limit)])

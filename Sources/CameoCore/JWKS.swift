@@ -1,10 +1,11 @@
+import CameoCrypto
 import FoundationEssentials
 
 /// A JSON Web Key Set (RFC 7517) as identity providers publish them for their token signing
 /// keys: the RSA and P-256 public keys it holds, each with its `kid`, as the DER
 /// SubjectPublicKeyInfo OpenSSL reads. Keys for other uses (`use` other than `sig`), other
-/// types or curves, and private or symmetric members are skipped, never fatal: a provider may
-/// publish encryption keys beside its signing keys.
+/// types or curves, symmetric members and members OpenSSL does not accept as a key are
+/// skipped, never fatal: a provider may publish encryption keys beside its signing keys.
 public struct JWKS: Sendable, Equatable {
     public struct Key: Sendable, Equatable {
         public let id: String?
@@ -45,7 +46,7 @@ public struct JWKS: Sendable, Equatable {
         }
         var keys: [Key] = []
         for jwk in document.keys.prefix(Self.maxKeys) {
-            if let key = Self.key(jwk) { keys.append(key) }
+            if let key = Self.key(jwk), (try? PublicKey(der: key.subjectPublicKeyInfo)) != nil { keys.append(key) }
         }
         guard !keys.isEmpty else { throw Invalid(description: "holds no RSA or P-256 signing key") }
         self.keys = keys

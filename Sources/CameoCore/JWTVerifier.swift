@@ -33,6 +33,11 @@ public struct JWTVerifier: Sendable {
     private let issuer: String?
     private let audience: String?
     private let leeway: Int
+    private let requireTokenID: Bool
+    private let maxLifetime: Int
+
+    /// The longest `jti` accepted: what a revocation can hold.
+    public static let maxTokenIDLength = 128
 
     public init(settings: Config.AuthSettings) throws {
         algorithms = settings.algorithms
@@ -53,6 +58,8 @@ public struct JWTVerifier: Sendable {
         issuer = settings.issuer
         audience = settings.audience
         leeway = settings.leewaySeconds
+        requireTokenID = settings.requireTokenID
+        maxLifetime = settings.maxLifetimeSeconds
     }
 
     private struct Header: Decodable {
@@ -105,6 +112,14 @@ public struct JWTVerifier: Sendable {
         // Bounded so the conversion to Int below cannot trap on a signed but absurd value.
         guard let exp = claims.exp, exp.isFinite, abs(exp) < 1e12 else { throw .invalidToken }
         if Double(now - leeway) >= exp { throw .tokenExpired }
+        // A token that stays valid longer than the policy allows is refused outright: it could
+        // outlive any revocation bookkeeping, and no login should mint one.
+        if exp - Double(now) > Double(maxLifetime + leeway) { throw .invalidToken }
+        if let jti = claims.jti {
+            guard !jti.isEmpty, jti.utf8.count <= Self.maxTokenIDLength else { throw .invalidToken }
+        } else if requireTokenID {
+            throw .invalidToken
+        }
         if let nbf = claims.nbf, Double(now + leeway) < nbf { throw .tokenNotYetValid }
         if let issuer, claims.iss != issuer { throw .invalidToken }
         if let audience, claims.aud?.contains(audience) != true { throw .invalidToken }

@@ -13,6 +13,9 @@ public struct Sweeper: Sendable {
     let files: AvatarFiles
     /// Leftovers older than this are abandoned (`purge.abandoned_after_seconds`).
     let abandonedAfterSeconds: Int
+    /// An upload waiting this long in `scanning` with no retry due has no verdict coming
+    /// (`scanner.verdict_timeout_seconds`).
+    let verdictTimeoutSeconds: Int
     let clock: any TimeSource
 
     public init(store: any MediaStore, config: Config, clock: any TimeSource = SystemClock()) {
@@ -20,6 +23,7 @@ public struct Sweeper: Sendable {
         root = MediaRoot(config.mediaRoot)
         files = AvatarFiles(root: root, store: store)
         abandonedAfterSeconds = config.abandonedAfterSeconds
+        verdictTimeoutSeconds = config.scanner.verdictTimeoutSeconds
         self.clock = clock
     }
 
@@ -41,6 +45,13 @@ public struct Sweeper: Sendable {
         var report = Report()
         report.expiredUploads = try store.expireUnused(createdBefore: cutoff)
         report.abandonedUploads += try store.rejectStale(untouchedSince: cutoff)
+        // Announced to the external scanner and never answered, or left in `scanning` by a
+        // step that failed with the database: past the deadline, `scan_failed`, bytes gone.
+        for media in try store.unanswered(untouchedSince: now - verdictTimeoutSeconds, limit: 1000)
+        where try store.apply(.reject(.scanFailed), to: media.id, from: .scanning) {
+            FileSystem.remove(root.quarantined(media.id))
+            report.abandonedUploads += 1
+        }
         try store.purgeBookkeeping(now: now)
         for entry in Directory.entries(of: root.quarantine) where entry.kind == .file && entry.modified < cutoff {
             FileSystem.remove(entry.path)

@@ -5,8 +5,9 @@ import MediaStore
 
 /// `POST /media/virus-scan-callback`: an external scanner's verdict, authenticated by
 /// `X-Cameo-Timestamp` and `X-Cameo-Signature` (hex HMAC-SHA256 of `"{timestamp}.{body}"` with
-/// `scanner.callback_secret`, compared in constant time). The verdict enters the pipeline like
-/// any other input; its guarded steps make a replayed or late callback change nothing.
+/// `scanner.callback_secret`, or any of `scanner.callback_keys`, compared in constant time).
+/// Each signed callback is accepted once (`replayed_callback` after), and its guarded steps
+/// make a late verdict change nothing.
 struct ScanCallbackHandler: Sendable {
     let links: QuarantineLinks
     let store: any MediaStore
@@ -29,6 +30,11 @@ struct ScanCallbackHandler: Sendable {
             links.verifyCallback(timestamp: timestamp, body: body, signature: signature)
         else { throw AppError.badSignature(.callback) }
         guard abs(clock.epochSeconds - sent) <= Self.maxSkewSeconds else { throw AppError.staleTimestamp(maxSkewSeconds: Self.maxSkewSeconds) }
+        // Past the window the timestamp refuses it; inside, the store remembers it was seen. An
+        // `error` verdict replayed would otherwise count attempts and re-queue the scan.
+        guard try store.firstUse(ofCallback: signature.lowercased(), expiresAt: sent + Self.maxSkewSeconds + 1) else {
+            throw AppError.replayedCallback
+        }
         guard let decoded = try? JSONDecoder().decode(Body.self, from: Data(body)) else {
             throw AppError.invalidJSON(expected: #"{"media_id", "result", "signature"?}"#)
         }
@@ -51,8 +57,7 @@ struct ScanCallbackHandler: Sendable {
 }
 
 /// `GET /quarantine-download/{id}?expires&signature`: the external scanner fetches the
-/// quarantined bytes. The worker checks the link and the state; nginx sends the file
-/// (`X-Accel-Redirect` to an internal location), so the worker never streams it.
+/// quarantined bytes. The worker checks the link and the state, then sends the file itself.
 struct QuarantineDownloadHandler: Sendable {
     let links: QuarantineLinks
     let store: any MediaStore

@@ -45,12 +45,13 @@ struct ExternalScanner: VirusScanner {
 }
 
 /// Signed, expiring links to one quarantined upload, for the external scanner, and the HMAC
-/// check of its callbacks. Both use `scanner.callback_secret`.
+/// check of its callbacks. Both use the callback secrets: the first signs; during a rotation
+/// (`scanner.callback_keys`) a link or callback signed with any of them verifies.
 struct QuarantineLinks: Sendable {
-    let secret: [UInt8]
+    let secrets: [[UInt8]]
 
-    func signature(mediaID: String, expires: Int) -> String {
-        Digest.hmacSHA256(key: secret, "quarantine-download\n\(mediaID)\n\(expires)").hexString
+    func signature(mediaID: String, expires: Int, secret: [UInt8]? = nil) -> String {
+        Digest.hmacSHA256(key: secret ?? secrets[0], "quarantine-download\n\(mediaID)\n\(expires)").hexString
     }
 
     func path(mediaID: String, expires: Int) -> String {
@@ -58,14 +59,15 @@ struct QuarantineLinks: Sendable {
     }
 
     func verify(mediaID: MediaID, expires: Int, signature: String, now: Int) -> Bool {
-        let expected = self.signature(mediaID: mediaID.rawValue, expires: expires)
-        return Digest.constantTimeEquals(Array(expected.utf8), Array(signature.utf8)) && now < expires
+        let sent = Array(signature.utf8)
+        let signed = secrets.contains { Digest.constantTimeEquals(Array(self.signature(mediaID: mediaID.rawValue, expires: expires, secret: $0).utf8), sent) }
+        return signed && now < expires
     }
 
     /// Checks a callback's signature, hex HMAC-SHA256 of `"{timestamp}.{body}"`, in constant time.
     func verifyCallback(timestamp: String, body: [UInt8], signature: String) -> Bool {
-        let expected = Digest.hmacSHA256(key: secret, Array("\(timestamp).".utf8) + body).hexString
-        return Digest.constantTimeEquals(Array(expected.utf8), Array(signature.lowercased().utf8))
+        let sent = Array(signature.lowercased().utf8)
+        return secrets.contains { Digest.constantTimeEquals(Array(Digest.hmacSHA256(key: $0, Array("\(timestamp).".utf8) + body).hexString.utf8), sent) }
     }
 }
 
@@ -78,7 +80,7 @@ func configuredScanner(_ config: Config, clock: any TimeSource) -> (any VirusSca
         return (ClamdClient(socketPath: config.scanner.clamdSocket, timeoutSeconds: config.scanner.timeoutSeconds), nil)
     case .external:
         // Config validation guarantees the URL and the secret in external mode.
-        let links = QuarantineLinks(secret: Array((config.scanner.callbackSecret ?? "").utf8))
+        let links = QuarantineLinks(secrets: config.scanner.callbackSecrets.map { Array($0.utf8) })
         let announcer = ScanAnnouncer(url: config.scanner.externalURL ?? "", timeoutSeconds: config.scanner.timeoutSeconds)
         return (ExternalScanner(announcer: announcer, links: links, publicBaseURL: config.publicBaseURL, clock: clock), links)
     }

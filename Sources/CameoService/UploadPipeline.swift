@@ -123,9 +123,12 @@ public struct UploadPipeline: Sendable {
             // An unexpected failure (disk, database) of a step this call owns: reject it from
             // where it is, so no row waits forever, and drop its bytes. Before this call owned
             // it (say, the claim itself failed), the bytes may be another request's: touch nothing.
+            // If the rejection cannot be recorded either (the database is down), the bytes stay
+            // with the row: the sweeper settles both once it answers (`unanswered`), instead of
+            // a row in `scanning` whose bytes are gone.
             guard owned else { throw error }
-            if MediaTransition.reject.allows(from: media.state) { _ = try? store.apply(.reject(.scanFailed), to: media.id, from: media.state) }
-            FileSystem.remove(root.quarantined(media.id))
+            let rejected = MediaTransition.reject.allows(from: media.state) ? (try? store.apply(.reject(.scanFailed), to: media.id, from: media.state)) : true
+            if rejected == true { FileSystem.remove(root.quarantined(media.id)) }
             throw error
         }
     }

@@ -255,6 +255,12 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
         }
     }
 
+    public func firstUse(ofCallback signature: String, expiresAt: Int) throws(StoreError) -> Bool {
+        try storing {
+            try db.execute("INSERT IGNORE INTO callback_replays (signature, expires_at) VALUES (?, ?)", [.text(signature), .int(expiresAt)]) == 1
+        }
+    }
+
     public func countHit(userID: String, action: String, perMinute limit: Int, now: Int) throws(StoreError) -> Int? {
         try storing {
             try db.transaction {
@@ -296,9 +302,22 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
         }
     }
 
+    public func unanswered(untouchedSince cutoff: Int, limit: Int) throws(StoreError) -> [MediaRecord] {
+        try storing {
+            try db.query(
+                """
+                SELECT \(Self.mediaColumns) FROM media_files
+                WHERE state = ? AND next_scan_at IS NULL AND updated_at < FROM_UNIXTIME(?) ORDER BY updated_at LIMIT ?
+                """,
+                [.state(.scanning), .int(cutoff), .int(limit)]
+            ).compactMap(Self.record)
+        }
+    }
+
     public func purgeBookkeeping(now: Int) throws(StoreError) {
         try storing {
             try db.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", [.int(now)])
+            try db.execute("DELETE FROM callback_replays WHERE expires_at < ?", [.int(now)])
             try db.execute("DELETE FROM rate_limit_hits WHERE hit_at < ?", [.int(now - 3600)])
         }
     }

@@ -64,6 +64,10 @@ public protocol MediaStore: Sendable {
     func isRevoked(jti: String) throws(StoreError) -> Bool
     func revoke(jti: String, expiresAt: Int) throws(StoreError)
 
+    /// Records a scanner callback by its signature: true the first time, false for a replay.
+    /// The record is kept until `expiresAt`, when the callback's timestamp is too old anyway.
+    func firstUse(ofCallback signature: String, expiresAt: Int) throws(StoreError) -> Bool
+
     /// Counts one `action` against the user's per-minute budget: nil when allowed, else the
     /// seconds until the oldest counted hit leaves the window.
     func countHit(userID: String, action: String, perMinute limit: Int, now: Int) throws(StoreError) -> Int?
@@ -76,8 +80,12 @@ public protocol MediaStore: Sendable {
     /// `reject (scan_failed)`: unfinished uploads no step touched since `cutoff`; returns how many.
     func rejectStale(untouchedSince cutoff: Int) throws(StoreError) -> Int
 
-    /// Forgets revocations of tokens that expired before `now`, and rate-limit hits older than
-    /// an hour.
+    /// Uploads in `scanning` with no retry scheduled and untouched since `cutoff`: announced to
+    /// an external scanner that never answered, or left by a step that failed, oldest first.
+    func unanswered(untouchedSince cutoff: Int, limit: Int) throws(StoreError) -> [MediaRecord]
+
+    /// Forgets revocations of tokens that expired before `now`, callbacks past their window,
+    /// and rate-limit hits older than an hour.
     func purgeBookkeeping(now: Int) throws(StoreError)
 
     /// True when the store answers (for `/health/avatar`).

@@ -41,7 +41,7 @@ import Testing
 
     func settings(jwksFile: String) -> Config.AuthSettings {
         var settings = Config.AuthSettings(
-            algorithms: [.rs256], hs256Secret: nil, publicKeyPEM: nil, issuer: nil, audience: nil, leewaySeconds: 0, allowedOrigins: [])
+            algorithms: [.rs256], hs256Secret: nil, publicKeyPEM: nil, issuer: nil, audience: nil, leewaySeconds: 0, requireTokenID: false, maxLifetimeSeconds: 1 << 40, allowedOrigins: [])
         settings.jwksFile = jwksFile
         return settings
     }
@@ -88,7 +88,7 @@ import Testing
     @Test func hs256KeysRotateByKid() throws {
         let old = String(repeating: "o", count: 40), new = String(repeating: "n", count: 40)
         var settings = Config.AuthSettings(
-            algorithms: [.hs256], hs256Secret: nil, publicKeyPEM: nil, issuer: nil, audience: nil, leewaySeconds: 0, allowedOrigins: [])
+            algorithms: [.hs256], hs256Secret: nil, publicKeyPEM: nil, issuer: nil, audience: nil, leewaySeconds: 0, requireTokenID: false, maxLifetimeSeconds: 1 << 40, allowedOrigins: [])
         settings.hs256Keys = [(id: "new", secret: new), (id: "old", secret: old)]
         let verifier = try JWTVerifier(settings: settings)
         let mint = { (secret: String, kid: String?) in

@@ -5,7 +5,7 @@ import Testing
 @Suite struct JWTVerifierTests {
     static let secret = String(repeating: "k", count: 32)
     let verifier = try! JWTVerifier(
-        settings: .init(algorithms: [.hs256], hs256Secret: secret, publicKeyPEM: nil, issuer: nil, audience: nil, leewaySeconds: 30, allowedOrigins: []))
+        settings: .init(algorithms: [.hs256], hs256Secret: secret, publicKeyPEM: nil, issuer: nil, audience: nil, leewaySeconds: 30, requireTokenID: false, maxLifetimeSeconds: 1 << 40, allowedOrigins: []))
 
     func token(header: String = #"{"alg":"HS256","typ":"JWT"}"#, claims: String, secret: String = secret) -> String {
         let head = Base64URL.encode(Array(header.utf8))
@@ -38,10 +38,26 @@ import Testing
         #expect(throws: AppError.invalidToken) { try verifier.verify(noExpiry, now: 1) }
     }
 
+    /// The token policy of the defaults: a `jti` is required (only then can the token be
+    /// revoked) and at most 128 characters (what a revocation holds); no token may be valid for
+    /// longer than a day from now.
+    @Test func theTokenPolicyRequiresARevocableJTIAndBoundsTheLifetime() throws {
+        let policy = try JWTVerifier(
+            settings: .init(algorithms: [.hs256], hs256Secret: Self.secret, publicKeyPEM: nil, issuer: nil, audience: nil, leewaySeconds: 30, allowedOrigins: []))
+        _ = try policy.verify(token(claims: #"{"sub":"a","exp":87000,"jti":"j1"}"#), now: 1000)
+        #expect(throws: AppError.invalidToken) { try policy.verify(token(claims: #"{"sub":"a","exp":2000}"#), now: 1000) }
+        _ = try policy.verify(token(claims: #"{"sub":"a","exp":2000,"jti":"\#(String(repeating: "j", count: 128))"}"#), now: 1000)
+        #expect(throws: AppError.invalidToken) {
+            try policy.verify(token(claims: #"{"sub":"a","exp":2000,"jti":"\#(String(repeating: "j", count: 129))"}"#), now: 1000)
+        }
+        #expect(throws: AppError.invalidToken) { try policy.verify(token(claims: #"{"sub":"a","exp":2000,"jti":""}"#), now: 1000) }
+        #expect(throws: AppError.invalidToken) { try policy.verify(token(claims: #"{"sub":"a","exp":87431,"jti":"j1"}"#), now: 1000) }
+    }
+
     @Test func checksIssuerAndAudienceWhenConfigured() throws {
         let strict = try JWTVerifier(
             settings: .init(
-                algorithms: [.hs256], hs256Secret: Self.secret, publicKeyPEM: nil, issuer: "app", audience: "cameo", leewaySeconds: 0,
+                algorithms: [.hs256], hs256Secret: Self.secret, publicKeyPEM: nil, issuer: "app", audience: "cameo", leewaySeconds: 0, requireTokenID: false, maxLifetimeSeconds: 1 << 40,
                 allowedOrigins: []))
         _ = try strict.verify(token(claims: #"{"sub":"a","exp":9000,"iss":"app","aud":["x","cameo"]}"#), now: 1)
         #expect(throws: AppError.invalidToken) { try strict.verify(token(claims: #"{"sub":"a","exp":9000,"iss":"other","aud":"cameo"}"#), now: 1) }
@@ -147,7 +163,7 @@ import Testing
     @Test func hs256IsRefusedWhenNotListedWhateverTheKeys() throws {
         let secret = Self.hs256Secret
         let onlyRS = try JWTVerifier(
-            settings: .init(algorithms: [.rs256], hs256Secret: secret, publicKeyPEM: RS256Tests.publicKey, issuer: nil, audience: nil, leewaySeconds: 0,
+            settings: .init(algorithms: [.rs256], hs256Secret: secret, publicKeyPEM: RS256Tests.publicKey, issuer: nil, audience: nil, leewaySeconds: 0, requireTokenID: false, maxLifetimeSeconds: 1 << 40,
                             allowedOrigins: []))
         let forged = JWTMinter.hs256(secret: secret, userID: "mallory", ttlSeconds: 60, now: 1000, issuer: nil, audience: nil).token
         #expect(throws: AppError.invalidToken) { try onlyRS.verify(forged, now: 1000) }
@@ -174,7 +190,7 @@ OwIDAQAB
 
     let verifier = try! JWTVerifier(
         settings: .init(algorithms: [.hs256, .rs256], hs256Secret: String(repeating: "h", count: 32), publicKeyPEM: publicKey, issuer: nil,
-                        audience: nil, leewaySeconds: 0, allowedOrigins: []))
+                        audience: nil, leewaySeconds: 0, requireTokenID: false, maxLifetimeSeconds: 1 << 40, allowedOrigins: []))
 
     @Test func verifiesTokenSignedByTheKeyHolder() throws {
         #expect(try verifier.verify(Self.token, now: 1_700_000_000) == TokenClaims(userID: "rsa-user", tokenID: "r1", expiresAt: 4_102_444_800))

@@ -139,6 +139,70 @@ import Testing
         #expect(harness.names(in: "quarantine") == [undecided.rawValue])
     }
 
+    /// An `error` verdict re-queues the scan and counts an attempt, so one captured and sent
+    /// again inside the timestamp window could keep an upload from ever being scanned. Each
+    /// signed callback is taken once; the scanner's next real one still is.
+    @Test func aCallbackIsAcceptedOnceAndAReplayChangesNothing() throws {
+        let harness = try ServiceHarness(settings: ["scanner.mode": "external"])
+        harness.scanner.answer = .external
+        let (id, _) = try harness.upload("ivan", photo)
+        #expect(harness.callback(id, result: "error").status == 200)
+        #expect(ServiceHarness.code(harness.callback(id, result: "error")) == "replayed_callback")
+        try #expect(record(harness, id).scanAttempts == 1)
+        harness.clock.advance(seconds: 1)
+        #expect(harness.callback(id, result: "clean").status == 200)
+        try #expect(record(harness, id).state == .ready)
+    }
+
+    /// Rotating the callback secret: old and new both verify while the scanner switches over;
+    /// the download links are signed with the first.
+    @Test func callbackKeysRotateWithOverlap() throws {
+        let old = "a1e26b225db64e8459ad73eded0ec1ad0d4530573758a117", new = "6e1cc5105e57ec36ba8887ee6c9e711266d851b8d3539837"
+        let harness = try ServiceHarness(settings: ["scanner.mode": "external", "scanner.callback_secret": "", "scanner.callback_keys": "new:\(new),old:\(old)"])
+        harness.scanner.answer = .external
+        let (first, _) = try harness.upload("jill", photo)
+        #expect(harness.callback(first, result: "clean", secret: old).status == 200)
+        let (second, _) = try harness.upload("jill", photo)
+        harness.clock.advance(seconds: 1)
+        #expect(harness.callback(second, result: "clean", secret: new).status == 200)
+        let (third, _) = try harness.upload("jill", photo)
+        #expect(ServiceHarness.code(harness.callback(third, result: "clean", secret: String(repeating: "x", count: 40))) == "bad_signature")
+    }
+
+    /// The verdict deadline: an upload announced to a scanner that never answers is rejected
+    /// by the sweeper after `scanner.verdict_timeout_seconds`, its bytes removed.
+    @Test func anAnnouncedUploadWithoutAVerdictIsRejectedAfterTheDeadline() throws {
+        let harness = try ServiceHarness(settings: ["scanner.mode": "external", "scanner.verdict_timeout_seconds": "600"])
+        harness.scanner.answer = .external
+        let (id, _) = try harness.upload("kim", photo)
+        harness.clock.advance(seconds: 599)
+        _ = try Sweeper(store: harness.store, config: harness.config, clock: harness.clock).sweep()
+        try #expect(record(harness, id).state == .scanning)
+        harness.clock.advance(seconds: 2)
+        _ = try Sweeper(store: harness.store, config: harness.config, clock: harness.clock).sweep()
+        try #expect(record(harness, id).rejectReason == .scanFailed)
+        #expect(harness.names(in: "quarantine").isEmpty)
+    }
+
+    /// The database fails while a scan is being deferred (the scanner down too): the row
+    /// cannot be moved, so the bytes stay with it instead of a `scanning` row whose file is
+    /// gone; once the database answers, the sweeper settles both.
+    @Test func aDatabaseFailureWhileDeferringAScanStrandsNeitherRowNorBytes() throws {
+        let harness = try ServiceHarness(settings: ["scanner.verdict_timeout_seconds": "600"])
+        harness.scanner.answer = .down
+        let store = try #require(harness.store as? InMemoryMediaStore)
+        store.goDown(atNext: .deferScan)
+        let (id, response) = try harness.upload("lena", photo)
+        #expect(response.status == 503)
+        store.setReachable(true)
+        try #expect(record(harness, id).state == .scanning)
+        #expect(harness.names(in: "quarantine") == [id.rawValue])
+        harness.clock.advance(seconds: 601)
+        _ = try Sweeper(store: harness.store, config: harness.config, clock: harness.clock).sweep()
+        try #expect(record(harness, id).rejectReason == .scanFailed)
+        #expect(harness.names(in: "quarantine").isEmpty)
+    }
+
     @Test func forgedStaleAndMalformedCallbacksAreRefused() throws {
         let harness = try ServiceHarness(settings: ["scanner.mode": "external"])
         harness.scanner.answer = .external

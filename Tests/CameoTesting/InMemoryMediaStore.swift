@@ -20,10 +20,12 @@ public final class InMemoryMediaStore: MediaStore {
         var rows: [MediaID: Row] = [:]
         var pointers: [String: (pointer: AvatarPointer, publishedAt: Int)] = [:]
         var revoked: [String: Int] = [:]
+        var callbacks: [String: Int] = [:]
         var hits: [(userID: String, action: String, at: Int)] = []
         var events: [MediaID] = []
         var reachable = true
         var failing: MediaTransition?
+        var goesDownAt: MediaTransition?
     }
 
     private let state = Mutex(State())
@@ -33,6 +35,10 @@ public final class InMemoryMediaStore: MediaStore {
 
     /// Makes every call fail as an unreachable database would (and `isReachable` false).
     public func setReachable(_ reachable: Bool) { state.withLock { $0.reachable = reachable } }
+
+    /// The database goes away when `deferScan` is next attempted: that call and every one
+    /// after fail until `setReachable(true)`.
+    public func goDown(atNext transition: MediaTransition) { state.withLock { $0.goesDownAt = transition } }
 
     /// Makes every `apply` of `transition` fail as a database error would (nil: none).
     public func fail(_ transition: MediaTransition?) { state.withLock { $0.failing = transition } }
@@ -106,7 +112,11 @@ public final class InMemoryMediaStore: MediaStore {
     }
 
     public func deferScan(id: MediaID, now: Int, baseSeconds: Int) throws(StoreError) -> Int? {
-        try locked { state in
+        try locked { (state: inout State) throws(StoreError) -> Int? in
+            if state.failing == .deferScan || state.goesDownAt == .deferScan {
+                if state.goesDownAt == .deferScan { state.reachable = false }
+                throw StoreError("in-memory store told to fail deferScan")
+            }
             guard var row = state.rows[id], row.record.state == .scanning else { return nil }
             row.record.scanAttempts += 1
             row.record.nextScanAt = now + baseSeconds * (1 << min(row.record.scanAttempts - 1, 16))
@@ -174,6 +184,22 @@ public final class InMemoryMediaStore: MediaStore {
 
     public func isRevoked(jti: String) throws(StoreError) -> Bool { try locked { $0.revoked[jti] != nil } }
 
+    public func firstUse(ofCallback signature: String, expiresAt: Int) throws(StoreError) -> Bool {
+        try locked { state in
+            guard state.callbacks[signature] == nil else { return false }
+            state.callbacks[signature] = expiresAt
+            return true
+        }
+    }
+
+    public func unanswered(untouchedSince cutoff: Int, limit: Int) throws(StoreError) -> [MediaRecord] {
+        try locked { state in
+            Array(
+                state.rows.values.filter { $0.record.state == .scanning && $0.record.nextScanAt == nil && $0.updatedAt < cutoff }
+                    .sorted { $0.updatedAt < $1.updatedAt }.map(\.record).prefix(limit))
+        }
+    }
+
     public func revoke(jti: String, expiresAt: Int) throws(StoreError) { try locked { $0.revoked[jti] = expiresAt } }
 
     public func countHit(userID: String, action: String, perMinute limit: Int, now: Int) throws(StoreError) -> Int? {
@@ -213,6 +239,7 @@ public final class InMemoryMediaStore: MediaStore {
     public func purgeBookkeeping(now: Int) throws(StoreError) {
         try locked { state in
             state.revoked = state.revoked.filter { $0.value >= now }
+            state.callbacks = state.callbacks.filter { $0.value >= now }
             state.hits.removeAll { $0.at < now - 3600 }
         }
     }

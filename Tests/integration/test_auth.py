@@ -16,7 +16,9 @@ def code(response):
 
 
 def hs256(stack, **claims):
-    return jwt.encode(claims, stack.config["auth.hs256_secret"], algorithm="HS256")
+    """A token signed with the stack's secret; a fresh jti unless `jti` is given (None: none)."""
+    claims.setdefault("jti", uuid.uuid4().hex)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, stack.config["auth.hs256_secret"], algorithm="HS256")
 
 
 def test_missing_and_malformed_tokens_get_401(stack):
@@ -41,6 +43,25 @@ def test_revoked_token_gets_401(stack, user):
     stack.ctl("revoke", jti)
     response = presign_with(stack, {"Authorization": f"Bearer {token}"})
     assert response.status_code == 401 and code(response) == "token_revoked"
+
+
+def test_the_token_policy_requires_a_revocable_jti_and_bounds_the_lifetime(stack, user):
+    soon = int(time.time()) + 600
+
+    def presign(token):
+        return presign_with(stack, {"Authorization": f"Bearer {token}"})
+
+    # No jti: such a token could never be revoked (auth.require_jti, on by default).
+    assert code(presign(hs256(stack, sub=user, exp=soon, jti=None))) == "invalid_token"
+    # A jti longer than a revocation holds is refused; the longest one allowed is revocable.
+    assert code(presign(hs256(stack, sub=user, exp=soon, jti="j" * 129))) == "invalid_token"
+    longest = "r" + uuid.uuid4().hex + "x" * (128 - 33)
+    token = hs256(stack, sub=user, exp=soon, jti=longest)
+    assert presign(token).status_code == 201
+    stack.ctl("revoke", longest)
+    assert code(presign(token)) == "token_revoked"
+    # Valid for two days: longer than auth.max_token_lifetime_seconds (a day) allows.
+    assert code(presign(hs256(stack, sub=user, exp=int(time.time()) + 2 * 86400))) == "invalid_token"
 
 
 def test_cookie_token_needs_an_allowed_origin(stack, user):
@@ -74,7 +95,7 @@ def test_es256_tokens_verify_with_the_configured_public_key(stack, user):
 
     with open(os.environ["CAMEO_TEST_ES256_PRIVATE_KEY"], "rb") as f:
         private = serialization.load_pem_private_key(f.read(), password=None)
-    claims = {"sub": user, "exp": int(time.time()) + 60}
+    claims = {"sub": user, "exp": int(time.time()) + 60, "jti": uuid.uuid4().hex}
     good = jwt.encode(claims, private, algorithm="ES256")
     assert presign_with(stack, {"Authorization": f"Bearer {good}"}).status_code == 201
     other = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")

@@ -17,6 +17,9 @@ from conftest import IntegrationStack
 from test_upload_flow import assert_error, upload
 
 
+VERDICT_TIMEOUT = 3
+
+
 class StandInScanner:
     """Records announcements; the tests decide the verdicts."""
 
@@ -46,14 +49,17 @@ class StandInScanner:
 @pytest.fixture(scope="module")
 def external():
     scanner = StandInScanner()
-    secret = secrets.token_hex(24)
+    # Two callback keys, as in the middle of a rotation: the new one signs the download links,
+    # callbacks signed with either verify.
+    secret, old_secret = secrets.token_hex(24), secrets.token_hex(24)
     stack = IntegrationStack.start(
         port=int(os.environ.get("CAMEO_PORT", "18080")) + 1,
         CAMEO_SCANNER_MODE="external", CAMEO_SCANNER_EXTERNAL_URL=f"http://127.0.0.1:{scanner.port}/scan",
-        CAMEO_SCANNER_CALLBACK_SECRET=secret,
+        CAMEO_SCANNER_CALLBACK_KEYS=f"new:{secret},old:{old_secret}", CAMEO_SCANNER_VERDICT_TIMEOUT_SECONDS=VERDICT_TIMEOUT,
         # This stack also runs the other setting of the animation policy.
         CAMEO_LIMITS_ANIMATED="reject")
     stack.secret = secret
+    stack.old_secret = old_secret
     stack.scanner = scanner
     try:
         yield stack
@@ -134,3 +140,31 @@ def test_animated_upload_is_refused_when_configured(external, user):
     assert "Animated" in response.json()["error"]["message"]
     assert status(external, user, media_id)["reject_reason"] == "bad_type"
     assert not os.path.exists(os.path.join(external.media_root, "quarantine", media_id))
+
+
+def test_a_callback_counts_once_so_a_captured_error_verdict_cannot_be_replayed(external, user, jpeg):
+    media_id, _ = announced_upload(external, user, jpeg)
+    timestamp = int(time.time())
+    first = callback(external, {"media_id": media_id, "result": "error"}, timestamp=timestamp)
+    assert first.status_code == 200 and first.json()["state"] == "scanning"
+    assert_error(callback(external, {"media_id": media_id, "result": "error"}, timestamp=timestamp), 409, "replayed_callback")
+    assert external.sql(f"SELECT scan_attempts FROM media_files WHERE id = '{media_id}'") == [["1"]]
+
+
+def test_a_callback_signed_with_the_previous_key_still_verifies_during_a_rotation(external, user, jpeg):
+    media_id, _ = announced_upload(external, user, jpeg)
+    response = callback(external, {"media_id": media_id, "result": "clean"}, secret=external.old_secret)
+    assert response.status_code == 200 and response.json()["state"] == "ready"
+
+
+def test_an_announced_upload_whose_verdict_never_comes_is_rejected_after_the_deadline(external, user, jpeg):
+    media_id, announcement = announced_upload(external, user, jpeg)
+    external.ctl("sweep")
+    assert status(external, user, media_id)["state"] == "scanning", "swept before its deadline"
+    time.sleep(VERDICT_TIMEOUT + 1.5)
+    external.ctl("sweep")
+    state = status(external, user, media_id)
+    assert state["state"] == "rejected" and state["reject_reason"] == "scan_failed"
+    assert not os.path.exists(os.path.join(external.media_root, "quarantine", media_id))
+    # A verdict after the deadline changes nothing.
+    assert_error(callback(external, {"media_id": media_id, "result": "clean"}), 409, "already_decided")

@@ -93,7 +93,7 @@ def keyed(provider):
 
 def token(key, kid, algorithm, user="jwks-user"):
     headers = {"kid": kid} if kid else {}
-    return jwt.encode({"sub": user, "exp": int(time.time()) + 600}, key, algorithm=algorithm, headers=headers)
+    return jwt.encode({"sub": user, "exp": int(time.time()) + 600, "jti": secrets.token_hex(8)}, key, algorithm=algorithm, headers=headers)
 
 
 def accepted(stack, value):

@@ -83,3 +83,12 @@ def test_the_workers_run_as_their_own_user_not_nginxs(stack):
     assert users == {"cameo"}
     nginx_workers = subprocess.run(["pgrep", "-u", "www-data", "-f", "nginx: worker"], capture_output=True, text=True).stdout.split()
     assert nginx_workers, "nginx's workers run as www-data"
+
+
+def test_only_the_workers_reach_clamd(stack):
+    clamd = os.path.join(stack.state_dir, "clamav-run", "clamd.sock")
+    probe = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'zPING\\0'); print(s.recv(16))"
+    refused = as_nginx_user(SYSTEM_PYTHON, "-c", probe, clamd)
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    answered = subprocess.run(["runuser", "-u", "cameo", "--", SYSTEM_PYTHON, "-c", probe, clamd], capture_output=True, text=True, timeout=20)
+    assert answered.returncode == 0 and "PONG" in answered.stdout, answered.stderr

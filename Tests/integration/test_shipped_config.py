@@ -46,7 +46,10 @@ def test_systemd_units_verify_without_warnings(tmp_path):
     units = os.path.join(ROOT, "deploy", "systemd")
     for name in sorted(os.listdir(units)):
         with open(os.path.join(units, name)) as f:
-            text = f.read().replace("/usr/local/bin/cameo-pool", os.path.join(ROOT, "deploy", "cameo-pool")).replace("/usr/local/bin/", release)
+            text = f.read()
+        for script in ("cameo-pool", "cameo-jwks-refresh"):
+            text = text.replace(f"/usr/local/bin/{script}", os.path.join(ROOT, "deploy", script))
+        text = text.replace("/usr/local/bin/", release)
         target = tmp_path / name.replace("@.", "@fast.")
         target.write_text(text)
     for unit in sorted(tmp_path.iterdir()):
