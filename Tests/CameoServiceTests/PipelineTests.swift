@@ -279,6 +279,30 @@ import Testing
 
     // MARK: Races of publish and delete
 
+    /// The staging race of issue 9: a DELETE after the new version's files are written but
+    /// before the publish commits removes every file the store does not name (the new ones
+    /// too); the publish, committed after it, writes its own files again when it settles.
+    @Test func aDeleteBetweenTheNewFilesAndTheCommitLeavesThePublishedAvatarWhole() throws {
+        let deleting = Box<ServiceHarness?>(nil)
+        let harness = try ServiceHarness(hooks: PipelineHooks(beforePublish: { _ in
+            guard let harness = deleting.value else { return }
+            deleting.value = nil
+            #expect(harness.profile("DELETE", "mona").status == 204)
+            #expect(harness.names(in: "profile-media/mona").isEmpty, "the delete removed the staged files")
+        }))
+        let (_, first) = try harness.upload("mona", photo)
+        #expect(first.status == 200)
+        deleting.value = harness
+        let (id, response) = try harness.upload("mona", photo)
+        #expect(response.status == 200)
+        let pointer = try #require(try harness.store.avatar(userID: "mona"))
+        #expect(pointer.mediaID == id)
+        for size in pointer.sizes {
+            #expect(harness.names(in: "profile-media/mona").contains("avatar\(size == pointer.sizes.max() ? "" : "-\(size)").\(pointer.version).webp"), "\(size)")
+        }
+        #expect(harness.profile("GET", "mona").status == 200)
+    }
+
     @Test func aDeleteDuringAPublishLeavesNoAvatarAndNoFiles() throws {
         let deleting = Box<ServiceHarness?>(nil)
         let harness = try ServiceHarness(hooks: PipelineHooks(afterPublishCommit: { _ in

@@ -2,6 +2,7 @@
 import io
 import json
 
+import pytest
 import requests
 from PIL import Image
 
@@ -106,3 +107,20 @@ def test_methods_without_a_body_may_not_send_one(stack, user):
         assert_error(response, 400, "unexpected_body")
     # Without a body they work as before.
     assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {token}"}).status_code == 404
+
+
+@pytest.mark.parametrize("method,path,body,status,code", [
+    ("GET", "/no/such/route", None, 404, "not_found"),
+    ("GET", "/profile-media/nobody/notes.txt", None, 404, "not_found"),
+    ("DELETE", "/profile-media/nobody/avatar.webp", None, 405, "method_not_allowed"),
+    ("POST", "/profile-media/nobody/avatar.webp", b"", 405, "method_not_allowed"),
+    ("POST", "/users/me/avatar/upload", b"{" + b" " * 20000 + b"}", 413, "too_large"),
+    ("POST", "/media/virus-scan-callback", b"{" + b" " * 20000 + b"}", 413, "too_large"),
+])
+def test_every_error_nginx_answers_by_itself_is_json(stack, method, path, body, status, code):
+    response = requests.request(method, stack.url(path), data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == code
+    if code == "too_large":
+        assert response.json()["error"]["limit"] == 16384
