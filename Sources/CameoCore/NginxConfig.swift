@@ -207,6 +207,7 @@ public enum NginxConfig {
             # One line per status of the error catalogue: `return` takes no variable status.
             location @cameo_upload_denied {
                 include snippets/cameo-security-headers.conf;
+                types { }                       # the type is JSON whatever the path's extension
                 default_type application/json;
                 # No verdict at all: the 403 came from limit_except (a method other than PUT).
                 if ($cameo_denial_status = "") {
@@ -236,6 +237,7 @@ public enum NginxConfig {
 
             location @cameo_method_not_allowed {
                 include snippets/cameo-security-headers.conf;
+                types { }                       # the type is JSON whatever the path's extension
                 default_type application/json;
                 set $cameo_refusal \(ErrorCode.methodNotAllowed.rawValue);
                 return 405 '\(json(.methodNotAllowed))';
@@ -246,6 +248,7 @@ public enum NginxConfig {
                 include snippets/cameo-security-headers.conf;
                 add_header Retry-After \(AppError.serviceUnavailable.retryAfter ?? 5) always;
                 add_header Cache-Control no-store always;
+                types { }                       # the type is JSON whatever the path's extension
                 default_type application/json;
                 set $cameo_refusal \(ErrorCode.unavailable.rawValue);
                 return 503 '\(json(.serviceUnavailable, requestID: "$request_id"))';
@@ -253,6 +256,7 @@ public enum NginxConfig {
 
             location @cameo_too_large {
                 include snippets/cameo-security-headers.conf;
+                types { }                       # the type is JSON whatever the path's extension
                 default_type application/json;
                 set $cameo_refusal \(ErrorCode.tooLarge.rawValue);
                 return 413 '\(json(.tooLarge(limit: limits.maxUploadBytes)))';
@@ -261,6 +265,7 @@ public enum NginxConfig {
             # A JSON body (presign, scanner callback) over its limit.
             location @cameo_json_too_large {
                 include snippets/cameo-security-headers.conf;
+                types { }                       # the type is JSON whatever the path's extension
                 default_type application/json;
                 set $cameo_refusal \(ErrorCode.tooLarge.rawValue);
                 return 413 '\(json(.tooLarge(limit: jsonBodyBytes)))';
@@ -269,6 +274,7 @@ public enum NginxConfig {
             # A path no route has.
             location @cameo_not_found {
                 include snippets/cameo-security-headers.conf;
+                types { }                       # the type is JSON whatever the path's extension
                 default_type application/json;
                 set $cameo_refusal \(ErrorCode.notFound.rawValue);
                 return 404 '\(json(.notFound))';
@@ -277,6 +283,7 @@ public enum NginxConfig {
             # A body on a method that takes none (see the map $cameo_unexpected_body).
             location @cameo_unexpected_body {
                 include snippets/cameo-security-headers.conf;
+                types { }                       # the type is JSON whatever the path's extension
                 default_type application/json;
                 set $cameo_refusal \(ErrorCode.unexpectedBody.rawValue);
                 return 400 '\(json(.unexpectedBody))';
@@ -285,6 +292,7 @@ public enum NginxConfig {
             location @cameo_too_many_connections {
                 include snippets/cameo-security-headers.conf;
                 add_header Retry-After \(AppError.tooManyConnections.retryAfter ?? 5) always;
+                types { }                       # the type is JSON whatever the path's extension
                 default_type application/json;
                 set $cameo_refusal \(ErrorCode.tooManyConnections.rawValue);
                 return 429 '\(json(.tooManyConnections))';
@@ -293,6 +301,7 @@ public enum NginxConfig {
             location @cameo_rate_limited {
                 include snippets/cameo-security-headers.conf;
                 add_header Retry-After \(AppError.addressRateLimited.retryAfter ?? 1) always;
+                types { }                       # the type is JSON whatever the path's extension
                 default_type application/json;
                 set $cameo_refusal \(ErrorCode.rateLimited.rawValue);
                 return 429 '\(json(.addressRateLimited))';

@@ -45,6 +45,34 @@ import Testing
 
     // MARK: Presign
 
+    /// Presign keys rotate with overlap: a URL signed with the previous key (its id in the
+    /// credential scope) is accepted while that key is listed, and refused once it is removed.
+    @Test func uploadURLsSignedWithThePreviousKeyVerifyUntilItIsRemoved() throws {
+        let current = "k1:a4f09e2c7b1d58e36f0a2c9d4b7e1f85c3a6e0d92b7f14c58a3e6d0b9f2c71"
+        let previous = "k0:5e0c9a3f7b2d14e86a1f03c9d7b5e2a48f6c1d09e3b7a25f4c8e0d6b1a9f3c72"
+        let rotating = try ServiceHarness(settings: ["presign.keys": "\(current),\(previous)", "presign.active_key": "k1"])
+        let presigned = rotating.presign("rita", length: photo.count)
+        let uri = try rotating.uploadURI(presigned)
+        let path = String(uri.prefix { $0 != "?" })
+        // The same URL as a worker still on the previous key would have signed it.
+        let old = SigV4Presigner(keys: ["k0": String(previous.dropFirst(3))], activeKeyID: "k0", region: rotating.config.presign.region)
+        let query = old.presignedQuery(
+            for: .init(method: "PUT", host: "127.0.0.1:8080", path: path, contentType: "image/png", maxBytes: photo.count),
+            now: rotating.clock.epochSeconds, expires: 300)
+        #expect(rotating.verify(path + "?" + query, length: photo.count).status == 204)
+        #expect(try rotating.put(path + "?" + query, photo).status == 200)
+
+        let rotated = try ServiceHarness(settings: ["presign.keys": current])
+        let again = try rotated.uploadURI(rotated.presign("rita", length: photo.count))
+        let stale = SigV4Presigner(keys: ["k0": String(previous.dropFirst(3))], activeKeyID: "k0", region: rotated.config.presign.region)
+        let stalePath = String(again.prefix { $0 != "?" })
+        let staleQuery = stale.presignedQuery(
+            for: .init(method: "PUT", host: "127.0.0.1:8080", path: stalePath, contentType: "image/png", maxBytes: photo.count),
+            now: rotated.clock.epochSeconds, expires: 300)
+        let refused = rotated.verify(stalePath + "?" + staleQuery, length: photo.count)
+        #expect(refused.header("X-Cameo-Error-Code") == "bad_signature")
+    }
+
     @Test func presignChecksTheDeclaredUploadUpFront() throws {
         let harness = try ServiceHarness()
         #expect(ServiceHarness.code(harness.presign("a", type: "image/gif", length: 10)) == "bad_type")
