@@ -172,6 +172,28 @@ public struct Config: Sendable {
     /// Config file read when `CAMEO_CONFIG` is not set.
     public static let defaultPath = "/etc/cameo/cameo.conf"
 
+    /// Where signing keys may be fetched from: https, or plain http to this host only. The
+    /// host is compared whole (no `localhost.example.com`), and no user part is allowed (no
+    /// `http://127.0.0.1@elsewhere`).
+    static func isSafeKeySource(_ url: String) -> Bool {
+        if url.hasPrefix("https://") { return url.count > "https://".count && !url.contains(" ") }
+        guard url.hasPrefix("http://") else { return false }
+        let authority = url.dropFirst("http://".count).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.contains("@") else { return false }
+        let host: Substring
+        if authority.hasPrefix("[") {
+            guard let end = authority.firstIndex(of: "]") else { return false }
+            host = authority[...end]
+            let rest = authority[authority.index(after: end)...]
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber)) else { return false }
+        } else {
+            let parts = authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            host = parts[0]
+            guard parts.count == 1 || parts[1].allSatisfy(\.isNumber) else { return false }
+        }
+        return ["127.0.0.1", "[::1]", "localhost"].contains(String(host))
+    }
+
     public static func environmentName(for key: String) -> String {
         environmentPrefix + key.uppercased().replacing(".", with: "_")
     }
@@ -254,8 +276,8 @@ public struct Config: Sendable {
         }
         if let url = auth.jwksURL {
             guard auth.jwksFile != nil else { throw ConfigError(key: "auth.jwks_url", problem: "needs auth.jwks_file, the file it is fetched into") }
-            guard url.hasPrefix("https://") || url.hasPrefix("http://127.0.0.1") || url.hasPrefix("http://localhost") else {
-                throw ConfigError(key: "auth.jwks_url", problem: "must be https:// (plain http only on loopback): the keys decide who is signed in")
+            guard Self.isSafeKeySource(url) else {
+                throw ConfigError(key: "auth.jwks_url", problem: "must be https:// (plain http only to 127.0.0.1, [::1] or localhost): the keys decide who is signed in")
             }
         }
         presign = PresignSettings(

@@ -11,7 +11,7 @@ public enum NginxConfig {
         [
             ("cameo-http.conf", http(front: front)),
             ("cameo-server.conf", server(front: front)),
-            ("cameo-errors.conf", errors(limits: limits)),
+            ("cameo-errors.conf", errors(limits: limits, front: front)),
             ("cameo-upload-body.conf", header + "client_max_body_size \(limits.maxUploadBytes);   # limits.max_upload_bytes\n"),
             (
                 "cameo-form-body.conf",
@@ -96,6 +96,10 @@ public enum NginxConfig {
 
             access_log \(front.logDirectory)/cameo-access.log cameo_access;   # nginx.log_directory
             error_log \(front.logDirectory)/cameo-error.log warn;
+            # A request nginx refuses before the server's first `set` (a stalled head, an
+            # oversized cookie) still logs its line; the warning about the variable it lacks
+            # would carry the request line, query included, into the error log.
+            uninitialized_variable_warn off;
 
             # Per read, not per request: a phone that stalls longer than this between two packets
             # has lost its link (nginx.body_timeout_seconds, nginx.header_timeout_seconds).
@@ -195,7 +199,19 @@ public enum NginxConfig {
 
     /// The named locations nginx answers from by itself, in the API's JSON, and the body limit
     /// of the JSON routes. Included once, in the server.
-    static func errors(limits: Config.Limits) -> String {
+    static func errors(limits: Config.Limits, front: Config.FrontSettings) -> String {
+        // In every named location: a request sent here may still hold a live upload URL (a
+        // refusal of a body, a connection limit), and nginx logs with the named location's
+        // settings from here on; and the body it refused is drained for at most a few seconds,
+        // so a refused client cannot keep an upload slot while it trickles bytes.
+        let refusal = """
+                include snippets/cameo-security-headers.conf;
+                error_log \(front.logDirectory)/cameo-error.log emerg;
+                lingering_time 5s;
+                lingering_timeout 2s;
+                types { }                       # the type is JSON whatever the path's extension
+                default_type application/json;
+            """
         var out = header + """
             # Included in Cameo's server block: nginx's own answers, in the API's JSON (SPEC §2).
 
@@ -206,9 +222,7 @@ public enum NginxConfig {
             # `return`: that discards the body unread (proxying the refusal would read it first).
             # One line per status of the error catalogue: `return` takes no variable status.
             location @cameo_upload_denied {
-                include snippets/cameo-security-headers.conf;
-                types { }                       # the type is JSON whatever the path's extension
-                default_type application/json;
+            \(refusal)
                 # No verdict at all: the 403 came from limit_except (a method other than PUT).
                 if ($cameo_denial_status = "") {
                     set $cameo_refusal \(ErrorCode.methodNotAllowed.rawValue);
@@ -236,73 +250,57 @@ public enum NginxConfig {
             }
 
             location @cameo_method_not_allowed {
-                include snippets/cameo-security-headers.conf;
-                types { }                       # the type is JSON whatever the path's extension
-                default_type application/json;
+            \(refusal)
                 set $cameo_refusal \(ErrorCode.methodNotAllowed.rawValue);
                 return 405 '\(json(.methodNotAllowed))';
             }
 
             # A worker pool down or too slow, or a failed auth subrequest.
             location @cameo_unavailable {
-                include snippets/cameo-security-headers.conf;
+            \(refusal)
                 add_header Retry-After \(AppError.serviceUnavailable.retryAfter ?? 5) always;
                 add_header Cache-Control no-store always;
-                types { }                       # the type is JSON whatever the path's extension
-                default_type application/json;
                 set $cameo_refusal \(ErrorCode.unavailable.rawValue);
                 return 503 '\(json(.serviceUnavailable, requestID: "$request_id"))';
             }
 
             location @cameo_too_large {
-                include snippets/cameo-security-headers.conf;
-                types { }                       # the type is JSON whatever the path's extension
-                default_type application/json;
+            \(refusal)
                 set $cameo_refusal \(ErrorCode.tooLarge.rawValue);
                 return 413 '\(json(.tooLarge(limit: limits.maxUploadBytes)))';
             }
 
             # A JSON body (presign, scanner callback) over its limit.
             location @cameo_json_too_large {
-                include snippets/cameo-security-headers.conf;
-                types { }                       # the type is JSON whatever the path's extension
-                default_type application/json;
+            \(refusal)
                 set $cameo_refusal \(ErrorCode.tooLarge.rawValue);
                 return 413 '\(json(.tooLarge(limit: jsonBodyBytes)))';
             }
 
             # A path no route has.
             location @cameo_not_found {
-                include snippets/cameo-security-headers.conf;
-                types { }                       # the type is JSON whatever the path's extension
-                default_type application/json;
+            \(refusal)
                 set $cameo_refusal \(ErrorCode.notFound.rawValue);
                 return 404 '\(json(.notFound))';
             }
 
             # A body on a method that takes none (see the map $cameo_unexpected_body).
             location @cameo_unexpected_body {
-                include snippets/cameo-security-headers.conf;
-                types { }                       # the type is JSON whatever the path's extension
-                default_type application/json;
+            \(refusal)
                 set $cameo_refusal \(ErrorCode.unexpectedBody.rawValue);
                 return 400 '\(json(.unexpectedBody))';
             }
 
             location @cameo_too_many_connections {
-                include snippets/cameo-security-headers.conf;
+            \(refusal)
                 add_header Retry-After \(AppError.tooManyConnections.retryAfter ?? 5) always;
-                types { }                       # the type is JSON whatever the path's extension
-                default_type application/json;
                 set $cameo_refusal \(ErrorCode.tooManyConnections.rawValue);
                 return 429 '\(json(.tooManyConnections))';
             }
 
             location @cameo_rate_limited {
-                include snippets/cameo-security-headers.conf;
+            \(refusal)
                 add_header Retry-After \(AppError.addressRateLimited.retryAfter ?? 1) always;
-                types { }                       # the type is JSON whatever the path's extension
-                default_type application/json;
                 set $cameo_refusal \(ErrorCode.rateLimited.rawValue);
                 return 429 '\(json(.addressRateLimited))';
             }

@@ -30,11 +30,19 @@ struct ScanCallbackHandler: Sendable {
             links.verifyCallback(timestamp: timestamp, body: body, signature: signature)
         else { throw AppError.badSignature(.callback) }
         guard abs(clock.epochSeconds - sent) <= Self.maxSkewSeconds else { throw AppError.staleTimestamp(maxSkewSeconds: Self.maxSkewSeconds) }
-        // Past the window the timestamp refuses it; inside, the store remembers it was seen. An
-        // `error` verdict replayed would otherwise count attempts and re-queue the scan.
-        guard try store.firstUse(ofCallback: signature.lowercased(), expiresAt: sent + Self.maxSkewSeconds + 1) else {
-            throw AppError.replayedCallback
-        }
+        // Past the window the timestamp refuses it; inside, the store remembers each callback
+        // that was acted on (an `error` verdict replayed would count attempts and re-queue the
+        // scan). Recorded only once decided: a callback that failed on our side (the database,
+        // the disk) must be taken when the scanner sends it again. Kept for twice the window,
+        // so a node whose clock runs ahead does not forget it early.
+        let nonce = signature.lowercased()
+        guard try !store.hasSeenCallback(nonce) else { throw AppError.replayedCallback }
+        let response = try decide(body: body)
+        _ = try store.firstUse(ofCallback: nonce, expiresAt: sent + 2 * Self.maxSkewSeconds)
+        return response
+    }
+
+    private func decide(body: [UInt8]) throws -> HTTPResponse {
         guard let decoded = try? JSONDecoder().decode(Body.self, from: Data(body)) else {
             throw AppError.invalidJSON(expected: #"{"media_id", "result", "signature"?}"#)
         }

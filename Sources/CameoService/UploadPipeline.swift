@@ -124,8 +124,9 @@ public struct UploadPipeline: Sendable {
             // where it is, so no row waits forever, and drop its bytes. Before this call owned
             // it (say, the claim itself failed), the bytes may be another request's: touch nothing.
             // If the rejection cannot be recorded either (the database is down), the bytes stay
-            // with the row: the sweeper settles both once it answers (`unanswered`), instead of
-            // a row in `scanning` whose bytes are gone.
+            // with the row, instead of a row whose bytes are gone: the sweep settles both once
+            // the database answers (a row left in `scanning` after the verdict deadline, one in
+            // `received` or `processing` after purge.abandoned_after_seconds).
             guard owned else { throw error }
             let rejected = MediaTransition.reject.allows(from: media.state) ? (try? store.apply(.reject(.scanFailed), to: media.id, from: media.state)) : true
             if rejected == true { FileSystem.remove(root.quarantined(media.id)) }

@@ -261,6 +261,10 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
         }
     }
 
+    public func hasSeenCallback(_ signature: String) throws(StoreError) -> Bool {
+        try storing { try !db.query("SELECT 1 AS seen FROM callback_replays WHERE signature = ?", [.text(signature)]).isEmpty }
+    }
+
     public func countHit(userID: String, action: String, perMinute limit: Int, now: Int) throws(StoreError) -> Int? {
         try storing {
             try db.transaction {

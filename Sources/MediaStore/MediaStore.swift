@@ -64,9 +64,11 @@ public protocol MediaStore: Sendable {
     func isRevoked(jti: String) throws(StoreError) -> Bool
     func revoke(jti: String, expiresAt: Int) throws(StoreError)
 
-    /// Records a scanner callback by its signature: true the first time, false for a replay.
+    /// Records a scanner callback that was acted on, by its signature: true the first time.
     /// The record is kept until `expiresAt`, when the callback's timestamp is too old anyway.
     func firstUse(ofCallback signature: String, expiresAt: Int) throws(StoreError) -> Bool
+    /// Whether a callback with this signature was acted on (a replay).
+    func hasSeenCallback(_ signature: String) throws(StoreError) -> Bool
 
     /// Counts one `action` against the user's per-minute budget: nil when allowed, else the
     /// seconds until the oldest counted hit leaves the window.

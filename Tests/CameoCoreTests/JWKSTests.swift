@@ -85,6 +85,20 @@ import Testing
         #expect(throws: ConfigError.self) { try JWTVerifier(settings: settings) }
     }
 
+    /// Signing keys decide who is signed in: fetched over https, or plain http to this host
+    /// only, the host compared whole.
+    @Test func theKeyURLIsHTTPSOrThisHost() {
+        for safe in ["https://login.example.com/.well-known/jwks.json", "http://127.0.0.1:8081/jwks", "http://localhost/jwks", "http://[::1]:9/k"] {
+            #expect(Config.isSafeKeySource(safe), "\(safe)")
+        }
+        for unsafe in [
+            "http://login.example.com/jwks", "http://localhost.evil.example/jwks", "http://127.0.0.1.nip.io/jwks", "http://127.0.0.1@evil.example/",
+            "http://[::1].evil/", "http://127.0.0.1:80x/", "ftp://127.0.0.1/", "https://",
+        ] {
+            #expect(!Config.isSafeKeySource(unsafe), "\(unsafe)")
+        }
+    }
+
     @Test func hs256KeysRotateByKid() throws {
         let old = String(repeating: "o", count: 40), new = String(repeating: "n", count: 40)
         var settings = Config.AuthSettings(

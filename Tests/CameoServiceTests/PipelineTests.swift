@@ -150,6 +150,11 @@ import Testing
         #expect(ServiceHarness.code(harness.callback(id, result: "error")) == "replayed_callback")
         try #expect(record(harness, id).scanAttempts == 1)
         harness.clock.advance(seconds: 1)
+        // A callback that failed on Cameo's side is not a replay when the scanner sends it again.
+        let store = try #require(harness.store as? InMemoryMediaStore)
+        store.fail(.markClean)
+        #expect(harness.callback(id, result: "clean").status == 503)
+        store.fail(nil)
         #expect(harness.callback(id, result: "clean").status == 200)
         try #expect(record(harness, id).state == .ready)
     }

@@ -192,6 +192,8 @@ public final class InMemoryMediaStore: MediaStore {
         }
     }
 
+    public func hasSeenCallback(_ signature: String) throws(StoreError) -> Bool { try locked { $0.callbacks[signature] != nil } }
+
     public func unanswered(untouchedSince cutoff: Int, limit: Int) throws(StoreError) -> [MediaRecord] {
         try locked { state in
             Array(

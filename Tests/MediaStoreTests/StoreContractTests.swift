@@ -199,6 +199,32 @@ enum MariaDBScratch {
         #expect(try store.countHit(userID: user, action: "delete", perMinute: 3, now: now + 61) == nil, "the window moved on")
     }
 
+    @Test(arguments: StoreKind.available) func aCallbackIsRecordedOnceAndForgottenAfterItsWindow(_ kind: StoreKind) throws {
+        let store = kind.make()
+        let signature = MediaID.random().rawValue + MediaID.random().rawValue
+        #expect(try !store.hasSeenCallback(signature))
+        #expect(try store.firstUse(ofCallback: signature, expiresAt: now + 600))
+        #expect(try store.hasSeenCallback(signature) && !store.firstUse(ofCallback: signature, expiresAt: now + 600))
+        try store.purgeBookkeeping(now: now + 601)
+        #expect(try !store.hasSeenCallback(signature))
+    }
+
+    @Test(arguments: StoreKind.available) func unansweredScansAreThoseWithNoRetryDue(_ kind: StoreKind) throws {
+        let store = kind.make()     // it only reads; the sweeps, which change every row, have their own
+        let waiting = try upload(store)
+        #expect(try store.apply(.claim(bytes: 1), to: waiting.id, from: .pendingUpload))
+        #expect(try store.apply(.startScan, to: waiting.id, from: .received))
+        #expect(try store.apply(.awaitVerdict, to: waiting.id, from: .scanning))
+        let retrying = try upload(store)
+        #expect(try store.apply(.claim(bytes: 1), to: retrying.id, from: .pendingUpload))
+        #expect(try store.apply(.startScan, to: retrying.id, from: .received))
+        _ = try store.deferScan(id: retrying.id, now: now, baseSeconds: 5)
+        let soon = SystemClock().epochSeconds + 2
+        let found = try store.unanswered(untouchedSince: soon, limit: 1000).map(\.id)
+        #expect(found.contains(waiting.id) && !found.contains(retrying.id))
+        #expect(try store.unanswered(untouchedSince: now - 3600, limit: 1000).map(\.id).contains(waiting.id) == false)
+    }
+
     @Test(arguments: StoreKind.available) func maintenanceExpiresAndRejectsOnlyWhatIsOld(_ kind: StoreKind) throws {
         let store = kind.make(alone: true)
         let unused = try upload(store)
