@@ -228,6 +228,53 @@ def test_a_503_on_the_first_put_is_retried_and_succeeds(page, stack, user, files
     published(page.root.get_attribute("data-avatar-url"))
 
 
+def test_a_url_busy_with_another_body_is_retried_after_retry_after(page, stack, user, files, devtools):
+    """nginx refuses a second body on one upload URL (429 too_many_connections, Retry-After: 5),
+    as it would while the previous attempt's connection has not been seen to drop. Here the test
+    holds that first body open itself, on the page's own URL, through the real nginx; the page
+    waits as told and its retry goes through once the slot is free."""
+    import socket
+    import threading
+    import urllib.parse
+
+    page.open(token=stack.token(user))
+    cdp = devtools()
+    puts = []
+    held = []
+
+    def paused(params):
+        request = params["request"]
+        if request["method"] == "PUT":
+            puts.append(time.monotonic())
+            if len(puts) == 1:
+                parts = urllib.parse.urlsplit(request["url"])
+                length = urllib.parse.parse_qs(parts.query)["X-Cameo-Max-Bytes"][0]   # the declared size
+                conn = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
+                conn.sendall(f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: image/png\r\n"
+                             f"Content-Length: {length}\r\n\r\n".encode() + b"\0" * 100)
+                held.append(conn)
+                conn.settimeout(0.3)
+                try:
+                    assert conn.recv(1) == b"", "nginx answered the held body"   # it closed: not expected
+                except socket.timeout:
+                    pass                                # admitted: nginx waits for the rest of the body
+                conn.settimeout(10)
+                threading.Timer(1.5, conn.close).start()  # the "previous attempt" drops
+        cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
+
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/uploads/*", "requestStage": "Request"}]})
+    page.choose(files("busy.png", png_bytes(block_image(400, 400, 100))))
+    page.wait_state("ready")
+    page.role("upload").click()
+    page.wait_state("retrying")
+    assert "already in progress" in page.role("status").text
+    page.wait_state("done", timeout=30)
+    assert len(puts) == 2 and puts[1] - puts[0] >= 5.0, puts     # it waited the Retry-After
+    assert page.root.get_attribute("data-presign-count") == "1"   # the same URL, not a new one
+    published(page.root.get_attribute("data-avatar-url"))
+
+
 def test_a_used_url_after_a_lost_answer_is_followed_not_uploaded_twice(page, stack, user, files, devtools):
     """The first PUT reaches the server, but the browser sees a 503 instead of its answer: the
     retry gets 409 url_used, and the page follows the upload the server already has."""
