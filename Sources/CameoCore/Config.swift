@@ -1,11 +1,35 @@
 import FoundationEssentials
 
 /// A configuration value that failed validation. The start stops with this message, which names
-/// the key (and the environment variable that overrides it) but never a secret's value.
+/// the key (and the environment variable that overrides it) or the file's line, but never a
+/// secret's value.
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    /// The setting, or for a line that is no setting, `path:line`.
     public let key: String
     public let problem: String
-    public var description: String { "config: \(key) (env \(Config.environmentName(for: key))): \(problem)" }
+    /// Whether `key` is a setting (so an environment variable can override it).
+    let isSetting: Bool
+
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+        isSetting = true
+    }
+
+    /// A problem of the file itself: a line, the file's path, or an environment variable.
+    public init(at location: String, problem: String) {
+        key = location
+        self.problem = problem
+        isSetting = false
+    }
+
+    public var description: String {
+        isSetting ? "config: \(key) (env \(Config.environmentName(for: key))): \(problem)" : "config: \(key): \(problem)"
+    }
+
+    /// The exit status of a start refused for its configuration (`EX_CONFIG`, sysexits.h), the
+    /// same for the workers and every `cameoctl` command.
+    public static let exitStatus: Int32 = 78
 }
 
 /// Everything a worker or `cameoctl` needs, read once at start from one file plus `CAMEO_*`
@@ -33,6 +57,9 @@ public struct Config: Sendable {
     public var abandonedAfterSeconds: Int
     /// A worker exits after this many requests and the pool starts a fresh one.
     public var maxRequestsPerWorker: Int
+    /// Every setting there is, as this build reads them (the README's table and the example
+    /// config list the same; a test keeps them equal).
+    public let settingNames: Set<String>
 
     public struct DatabaseSettings: Sendable {
         public var socket: String?
@@ -201,18 +228,14 @@ public struct Config: Sendable {
     /// Loads the file named by `CAMEO_CONFIG` (or the default path, if it exists), applies
     /// environment overrides and validates.
     public static func load(environment: [String: String]) throws(ConfigError) -> Config {
-        let path = environment["CAMEO_CONFIG"]
-        var values: [String: String] = [:]
-        if let path {
-            values = try parseFile(at: path, required: true)
-        } else {
-            values = try parseFile(at: defaultPath, required: false)
-        }
-        return try Config(values: values, environment: environment)
+        let file = try parseFile(at: environment["CAMEO_CONFIG"] ?? defaultPath, required: environment["CAMEO_CONFIG"] != nil)
+        return try Config(values: file.values, environment: environment, source: file)
     }
 
     /// Builds and validates a configuration from already-parsed file values and the environment.
-    public init(values: [String: String], environment: [String: String]) throws(ConfigError) {
+    /// A key in the file or a `CAMEO_<SECTION>_…` variable that is no setting is an error (a
+    /// typo would otherwise leave the default in force, silently); `source` names lines.
+    public init(values: [String: String], environment: [String: String], source: ConfigFile? = nil) throws(ConfigError) {
         let reader = Reader(file: values, environment: environment)
         publicBaseURL = try reader.url("public_base_url", default: "http://127.0.0.1:8080")
         cdnBaseURL = try reader.url("cdn_base_url", default: publicBaseURL)
@@ -355,43 +378,123 @@ public struct Config: Sendable {
         try SecretPolicy.check(front.fastCGISecret, key: "nginx.fastcgi_secret")
         abandonedAfterSeconds = try reader.int("purge.abandoned_after_seconds", default: 86_400, range: 60...31_536_000)
         maxRequestsPerWorker = try reader.int("worker.max_requests", default: 5000, range: 1...1_000_000)
+        settingNames = reader.read
+        try reader.refuseUnknown(source: source)
     }
 
     /// Parses `key = value` lines. Unknown keys are kept; `Reader` decides what is read.
-    static func parseFile(at path: String, required: Bool) throws(ConfigError) -> [String: String] {
+    static func parseFile(at path: String, required: Bool) throws(ConfigError) -> ConfigFile {
         guard let data = FileManager.default.contents(atPath: path) else {
-            if required { throw ConfigError(key: "CAMEO_CONFIG", problem: "cannot read \(path)") }
-            return [:]
+            if required { throw ConfigError(at: "CAMEO_CONFIG", problem: "cannot read \(path)") }
+            return ConfigFile(path: path, values: [:], lines: [:])
         }
-        return try parse(text: String(decoding: data, as: UTF8.self), source: path)
+        return try parse(bytes: Array(data), source: path)
     }
 
-    /// Parses config text; `source` names it in errors.
+    /// Parses config text; `source` names it in errors. One `key = value` per line, LF or
+    /// CRLF, an optional UTF-8 byte order mark; `#` starts a comment only at the start of a
+    /// line (a secret may contain one), and values are taken as written, never unquoted. A
+    /// key given twice, a line without `=` and a value in quotes are errors naming the line,
+    /// never echoing the value.
     public static func parse(text: String, source path: String) throws(ConfigError) -> [String: String] {
+        try parse(bytes: Array(text.utf8), source: path).values
+    }
+
+    static func parse(bytes: [UInt8], source path: String) throws(ConfigError) -> ConfigFile {
+        var body = bytes[...]
+        if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
         var values: [String: String] = [:]
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingWhitespace()
+        var lines: [String: Int] = [:]
+        // Split on the byte: as Characters, "\r\n" is one and would not split on "\n".
+        for (index, rawLine) in body.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let number = index + 1
+            let line = String(decoding: rawLine.last == 0x0D ? rawLine.dropLast() : rawLine, as: UTF8.self).trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let equals = line.firstIndex(of: "=") else {
-                throw ConfigError(key: "\(path):\(number + 1)", problem: "expected `key = value`")
+                throw ConfigError(at: "\(path):\(number)", problem: "expected `key = value`")
             }
-            let key = line[..<equals].trimmingWhitespace()
-            let value = line[line.index(after: equals)...].trimmingWhitespace()
+            let key = String(line[..<equals].trimmingWhitespace())
+            let value = String(line[line.index(after: equals)...].trimmingWhitespace())
+            guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" }) else {
+                throw ConfigError(at: "\(path):\(number)", problem: "expected `key = value` with a key of letters, digits, `.` and `_`")
+            }
+            if let first = lines[key] {
+                throw ConfigError(at: "\(path):\(number)", problem: "`\(key)` is set again (first on line \(first)); keep one")
+            }
+            if value.count >= 2, let quote = value.first, quote == "\"" || quote == "'", value.last == quote {
+                throw ConfigError(at: "\(path):\(number)", problem: "`\(key)`'s value is in quotes; values are taken as written, remove them")
+            }
             values[key] = value
+            lines[key] = number
         }
-        return values
+        return ConfigFile(path: path, values: values, lines: lines)
     }
 }
 
+/// A config file as read: its values, and the line each key is on (for error messages).
+public struct ConfigFile: Sendable {
+    public let path: String
+    public let values: [String: String]
+    public let lines: [String: Int]
+}
+
 /// Reads one key from the environment (first) or the file, converting and checking it.
-private struct Reader {
+private final class Reader {
     let file: [String: String]
     let environment: [String: String]
+    /// Every key asked for: the settings there are.
+    private(set) var read: Set<String> = []
+
+    init(file: [String: String], environment: [String: String]) {
+        self.file = file
+        self.environment = environment
+    }
 
     func string(_ key: String) -> String? {
+        read.insert(key)
         let value = environment[Config.environmentName(for: key)] ?? file[key]
         guard let value, !value.isEmpty else { return nil }
         return value
+    }
+
+    /// After every setting was read: a file key that none is, or a `CAMEO_` variable in a
+    /// settings section (`CAMEO_AUTH_…`, `CAMEO_SCANNER_…`, or a top-level one such as
+    /// `CAMEO_MEDIA_ROOT`) that none is, is a typo. Other `CAMEO_` variables belong to the tools
+    /// (the dev stack's `CAMEO_STATE_DIR`, `CAMEO_PORT`, ...) and are not looked at.
+    func refuseUnknown(source: ConfigFile?) throws(ConfigError) {
+        for key in file.keys.sorted() where !read.contains(key) {
+            let line = source.flatMap { file in file.lines[key].map { "\(file.path):\($0)" } }
+            throw ConfigError(at: line ?? key, problem: "`\(key)` is not a Cameo setting\(Self.suggestion(for: key, among: read))")
+        }
+        let sections = Set(read.compactMap { $0.split(separator: ".").count == 2 ? Config.environmentName(for: String($0.split(separator: ".")[0])) + "_" : nil })
+        let names = Dictionary(uniqueKeysWithValues: read.map { (Config.environmentName(for: $0), $0) })
+        for variable in environment.keys.sorted() where variable.hasPrefix(Config.environmentPrefix) && names[variable] == nil {
+            guard sections.contains(where: { variable.hasPrefix($0) }) else { continue }
+            let close = names.keys.filter { Self.editDistance(Array($0), Array(variable), atMost: 2) <= 2 }
+            let hint = close.count == 1 ? "; did you mean `\(names[close[0]]!)`?" : ""
+            throw ConfigError(at: "environment \(variable)", problem: "is not a Cameo setting\(hint)")
+        }
+    }
+
+    /// ", did you mean `x`?" for the one setting within two edits of `key`, else "".
+    static func suggestion(for key: String, among known: Set<String>) -> String {
+        let close = known.filter { editDistance(Array($0), Array(key), atMost: 2) <= 2 }
+        return close.count == 1 ? "; did you mean `\(close.first!)`?" : ""
+    }
+
+    /// Levenshtein distance, giving up (returning `limit + 1`) once it must exceed `limit`.
+    static func editDistance(_ a: [Character], _ b: [Character], atMost limit: Int) -> Int {
+        if abs(a.count - b.count) > limit { return limit + 1 }
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, y) in b.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))
+            }
+            if current.min()! > limit { return limit + 1 }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     func int(_ key: String, default fallback: Int, range: ClosedRange<Int>) throws(ConfigError) -> Int {

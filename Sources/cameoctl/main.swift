@@ -23,8 +23,15 @@ func loadConfig() throws -> Config {
     do {
         return try Config.load(environment: SystemProcess.environment)
     } catch {
-        throw ValidationError(error.description)
+        throw configFailure(error)
     }
+}
+
+/// A configuration that cannot run: its message on standard error, and the workers' exit
+/// status (78), so a unit or a script sees the same failure from either.
+func configFailure(_ error: ConfigError) -> ExitCode {
+    SystemProcess.writeError("cameoctl: \(error.description)")
+    return ExitCode(ConfigError.exitStatus)
 }
 
 /// The store of the configured database; each command opens only what it uses.
@@ -50,7 +57,11 @@ struct CheckConfig: ParsableCommand {
         commandName: "check-config", abstract: "Validate the configuration exactly as a worker does at start.")
     func run() throws {
         let config = try loadConfig()
-        _ = try JWTVerifier(settings: config.auth)
+        do {
+            _ = try JWTVerifier(settings: config.auth)
+        } catch let error as ConfigError {
+            throw configFailure(error)
+        }
         print("config ok: media_root=\(config.mediaRoot) public_base_url=\(config.publicBaseURL) presign keys=\(config.presign.keys.keys.sorted().joined(separator: ","))")
     }
 }

@@ -1,4 +1,5 @@
 import CameoCrypto
+import CameoSystem
 import Testing
 @testable import CameoCore
 
@@ -97,6 +98,66 @@ import Testing
         #expect(problem(["nginx.exempt_loopback": "maybe"])?.contains("nginx.exempt_loopback") == true)
         #expect(problem(["nginx.connections_per_ip": "0"])?.contains("nginx.connections_per_ip") == true)
         #expect(problem(["nginx.upload_buffer_path": "relative/dir"])?.contains("nginx.upload_buffer_path") == true)
+    }
+
+    /// The file as an editor on another system writes it: CRLF line ends and a byte order
+    /// mark read like plain lines, and no error, whatever it is, shows a secret.
+    @Test func crlfAndABOMReadLikePlainLinesAndNoErrorShowsASecret() throws {
+        let lines = base.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }
+        let crlf = "\u{FEFF}# written on Windows\r\n" + lines.joined(separator: "\r\n") + "\r\npublic_base_url = https://avatars.example.com\r\n"
+        let values = try Config.parse(text: crlf, source: "/etc/cameo/cameo.conf")
+        #expect(values == base.merging(["public_base_url": "https://avatars.example.com"]) { $1 })
+        #expect(try Config(values: values, environment: [:]).publicBaseURL == "https://avatars.example.com")
+        // A bad value on one line of such a file names that key only.
+        let broken = crlf.replacing("https://avatars.example.com", with: "avatars.example.com")
+        do {
+            _ = try Config(values: try Config.parse(text: broken, source: "f"), environment: [:])
+            Issue.record("a bad URL was accepted")
+        } catch {
+            #expect(error.description.contains("public_base_url"))
+            for secret in base.values { #expect(!error.description.contains(secret)) }
+        }
+    }
+
+    @Test func typoKeysDuplicatesQuotesAndStrayLinesAreErrorsNamingTheLine() {
+        func fileProblem(_ extra: String) -> String? {
+            let text = base.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: "\n") + "\n" + extra
+            do {
+                let file = try Config.parse(bytes: Array(text.utf8), source: "/etc/cameo/cameo.conf")
+                _ = try Config(values: file.values, environment: [:], source: file)
+                return nil
+            } catch { return error.description }
+        }
+        #expect(fileProblem("scanner.mod = external") == "config: /etc/cameo/cameo.conf:5: `scanner.mod` is not a Cameo setting; did you mean `scanner.mode`?")
+        #expect(fileProblem("databse.password = x")?.contains("did you mean `database.password`?") == true)
+        #expect(fileProblem("limits.max_side = 1024\nlimits.max_side = 512")?.contains("cameo.conf:6: `limits.max_side` is set again (first on line 5)") == true)
+        #expect(fileProblem("limits.animated = \"reject\"")?.contains("in quotes") == true)
+        #expect(fileProblem("just some words")?.contains("cameo.conf:5: expected `key = value`") == true)
+        // The line names the problem, never the value: a quoted secret stays unshown.
+        #expect(fileProblem("scanner.callback_secret = 'e71c0a9d4f2b86e35c1d09a7f4b2e863d5c1f08b3e'")?.contains("e71c0a9d") == false)
+        // A comment is a whole line; a `#` inside a value is part of it (secrets may hold one).
+        #expect(fileProblem("# a comment\n  # an indented one") == nil)
+    }
+
+    @Test func environmentVariablesInASettingsSectionMustBeSettings() throws {
+        #expect(throws: ConfigError.self) { try Config(values: base, environment: ["CAMEO_SCANNER_MOD": "external"]) }
+        do {
+            _ = try Config(values: base, environment: ["CAMEO_LIMITS_MAX_SIDES": "10"])
+        } catch {
+            #expect(error.description == "config: environment CAMEO_LIMITS_MAX_SIDES: is not a Cameo setting; did you mean `limits.max_side`?")
+        }
+        // The tools' own variables are not in a settings section and are left alone.
+        _ = try Config(values: base, environment: ["CAMEO_STATE_DIR": "/tmp/x", "CAMEO_PORT": "1", "CAMEO_POOL_FAST": "2", "CAMEO_CONFIG": "/c"])
+    }
+
+    /// Every setting this build reads is in the README's table and in the example config.
+    @Test func everySettingIsDocumentedInTheReadmeAndTheExample() throws {
+        let names = try Config(values: base, environment: [:]).settingNames
+        let readme = String(decoding: try FileSystem.read(NginxConfigTests.repository + "/README.md", limit: 1 << 20), as: UTF8.self)
+        let example = String(decoding: try FileSystem.read(NginxConfigTests.repository + "/deploy/cameo.conf.example", limit: 1 << 20), as: UTF8.self)
+        let table = readme.split(separator: "\n").filter { $0.hasPrefix("| `") }.joined(separator: "\n")
+        #expect(names.sorted().filter { !table.contains("`\($0)`") } == [], "missing from README's configuration table")
+        #expect(names.sorted().filter { !example.contains("\n\($0) =") && !example.contains("\n# \($0) =") } == [], "missing from deploy/cameo.conf.example")
     }
 
     @Test func environmentOverridesTheFile() throws {

@@ -131,3 +131,44 @@ def test_a_bad_config_value_stops_the_worker_and_names_the_key(stack):
     assert "presign.keys" in check.stderr and "too-short-secret" not in check.stderr
     env.pop("CAMEO_PRESIGN_KEYS")
     assert subprocess.run([os.path.join(release, "cameoctl"), "check-config"], env=env, capture_output=True).returncode == 0
+
+
+def test_a_crlf_config_with_a_mistake_prints_no_secret_and_a_typo_key_is_named(tmp_path):
+    """A config written on Windows (CRLF, a byte order mark) with fresh secrets reads like any
+    other; one with a bad URL, a typo key or a quoted value stops the worker and check-config
+    alike (exit 78) naming the line or key, and no secret of the file is in what they print."""
+    cameoctl = os.path.join(ROOT, ".build", "release", "cameoctl")
+    worker = os.path.join(ROOT, ".build", "release", "cameo-fcgi")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMEO_")}
+    fresh = str(tmp_path / "fresh.conf")
+    subprocess.run([cameoctl, "init-config", "--public-base-url", "https://avatars.example.com", "--output", fresh], env=env, check=True,
+                   capture_output=True)
+    lines = [line.rstrip("\n") for line in open(fresh)]
+    secrets = [line.split("=", 1)[1].strip() for line in lines if "=" in line and not line.startswith("#")
+               and any(word in line.split("=", 1)[0] for word in ("secret", "password", "keys"))]
+    assert len(secrets) >= 3
+
+    def run_both(text, with_worker=True):
+        path = tmp_path / "cameo.conf"
+        path.write_bytes(text.encode())
+        results = []
+        for command in ([cameoctl, "check-config"], [worker])[:2 if with_worker else 1]:
+            done = subprocess.run(command, env=dict(env, CAMEO_CONFIG=str(path)), capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL, timeout=10)
+            for secret in secrets:
+                for value in secret.split(","):
+                    assert value.split(":")[-1] not in done.stdout + done.stderr, f"{command[0]} printed a secret"
+            results.append(done)
+        return results
+
+    crlf = "\ufeff" + "\r\n".join(lines) + "\r\n"
+    check = run_both(crlf, with_worker=False)[0]   # a worker with a good config would wait for nginx
+    assert check.returncode == 0, check.stderr
+    for mistake, named in [
+        (crlf.replace("https://avatars.example.com", "avatars example com"), "public_base_url"),
+        (crlf + "scanner.mod = external\r\n", "did you mean `scanner.mode`?"),
+        (crlf + "limits.animated = \"reject\"\r\n", "in quotes"),
+    ]:
+        for done in run_both(mistake):
+            assert done.returncode == 78, done.stderr
+            assert named in done.stderr, done.stderr
