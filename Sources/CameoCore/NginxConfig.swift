@@ -106,6 +106,11 @@ public enum NginxConfig {
             client_header_timeout \(front.headerTimeoutSeconds)s;
             client_body_timeout \(front.bodyTimeoutSeconds)s;
             send_timeout \(front.bodyTimeoutSeconds)s;
+            # An idle keep-alive connection is let go after 30 s (nginx's default is 75 s): it
+            # counts against nginx.connections_per_ip only while a request runs, but holds a
+            # worker connection all the time. A timed-out client gets a reset, not a FIN wait.
+            keepalive_timeout 30s;
+            reset_timedout_connection on;
             # Open connections per address (nginx.connections_per_ip); 429 in the API's JSON.
             limit_conn cameo_connections \(front.connectionsPerIP);
             limit_conn_status 429;
@@ -153,9 +158,21 @@ public enum NginxConfig {
     /// JSON bodies (presign, scanner callbacks) are at most this long.
     public static let jsonBodyBytes = 16 * 1024
 
+    /// The host of a base URL (`https://avatars.example.com:8443/` → `avatars.example.com`),
+    /// as nginx's `server_name` wants it.
+    public static func serverName(of baseURL: String) -> String {
+        let authority = baseURL.split(separator: "://", maxSplits: 1).last.map { $0.prefix { $0 != "/" } } ?? ""
+        if authority.hasPrefix("["), let end = authority.firstIndex(of: "]") { return String(authority[...end]) }
+        return String(authority.prefix { $0 != ":" })
+    }
+
     /// Where the site's paths point. `generated` is the folder the snippets above are in.
     public struct SitePaths: Sendable {
-        public var listen: String
+        /// The `listen` addresses, one directive each (IPv4 and IPv6 by default).
+        public var listen: [String]
+        /// `server_name`: the host of `public_base_url`, so the site answers for its own name
+        /// beside Debian's default site (and any other) on the same port.
+        public var serverName: String
         public var mediaRoot: String
         public var runDirectory: String
         public var wwwRoot: String
@@ -163,8 +180,11 @@ public enum NginxConfig {
         /// nginx's buffer folder for upload bodies (`nginx.upload_buffer_path`).
         public var uploadBuffer: String
 
-        public init(listen: String, mediaRoot: String, runDirectory: String, wwwRoot: String, generated: String, uploadBuffer: String) {
+        public init(
+            listen: [String], serverName: String, mediaRoot: String, runDirectory: String, wwwRoot: String, generated: String, uploadBuffer: String
+        ) {
             self.listen = listen
+            self.serverName = serverName
             self.mediaRoot = mediaRoot
             self.runDirectory = runDirectory
             self.wwwRoot = wwwRoot
@@ -174,7 +194,8 @@ public enum NginxConfig {
 
         var placeholders: [(String, String)] {
             [
-                ("@LISTEN@", listen), ("@MEDIA_ROOT@", mediaRoot), ("@RUN_DIR@", runDirectory), ("@WWW_ROOT@", wwwRoot),
+                // The template's `listen @LISTEN@;` line becomes one line per address.
+                ("@LISTEN@", listen.joined(separator: ";\n    listen ")), ("@SERVER_NAME@", serverName), ("@MEDIA_ROOT@", mediaRoot), ("@RUN_DIR@", runDirectory), ("@WWW_ROOT@", wwwRoot),
                 ("@GENERATED@", generated), ("@UPLOAD_BUFFER@", uploadBuffer),
             ]
         }

@@ -129,7 +129,7 @@ struct RenderNginx: ParsableCommand {
     @Option(help: "Folder for the generated includes.") var output: String
     @Option(help: "Also render this site template to this path.") var site: String?
     @Option(help: "The site template.") var template = "/usr/share/cameo/nginx/cameo.conf.in"
-    @Option(help: "nginx `listen` of the site.") var listen = "80"
+    @Option(help: "nginx `listen` of the site; repeat for several (default: 80 and [::]:80).") var listen: [String] = []
     @Option(help: "Folder of the pools' sockets.") var runDirectory = "/run/cameo"
     @Option(help: "Folder of the upload page.") var wwwRoot = "/usr/share/cameo/www"
     @Flag(help: "Render the built-in defaults instead of reading the configuration (the shipped copies).") var defaults = false
@@ -138,11 +138,13 @@ struct RenderNginx: ParsableCommand {
         var limits = Config.Limits.defaults
         var front = Config.FrontSettings.defaults
         var mediaRoot = "/var/lib/cameo/media"
+        var publicBaseURL = "https://avatars.example.com"
         if !defaults {
             let config = try loadConfig()
             limits = config.limits
             front = config.front
             mediaRoot = config.mediaRoot
+            publicBaseURL = config.publicBaseURL
         }
         try FileSystem.makeDirectory(output)
         for (name, text) in NginxConfig.snippets(limits: limits, front: front) { try replaceFile(output + "/" + name, with: text) }
@@ -150,7 +152,7 @@ struct RenderNginx: ParsableCommand {
         if let secret = NginxConfig.secretSnippet(front: front) { try replaceFile(output + "/" + NginxConfig.secretSnippetName, with: secret, mode: 0o600) }
         guard let site else { return }
         let paths = NginxConfig.SitePaths(
-            listen: listen, mediaRoot: mediaRoot, runDirectory: runDirectory, wwwRoot: wwwRoot, generated: output, uploadBuffer: front.uploadBufferPath)
+            listen: listen.isEmpty ? ["80", "[::]:80"] : listen, serverName: NginxConfig.serverName(of: publicBaseURL), mediaRoot: mediaRoot, runDirectory: runDirectory, wwwRoot: wwwRoot, generated: output, uploadBuffer: front.uploadBufferPath)
         let rendered = try NginxConfig.site(template: String(decoding: FileSystem.read(template, limit: 1 << 20), as: UTF8.self), paths: paths)
         try replaceFile(site, with: rendered)
     }

@@ -33,9 +33,14 @@ import Testing
     }
 
     @Test func theSiteTemplateRendersWithEveryPlaceholderFilled() throws {
-        let paths = NginxConfig.SitePaths(listen: "127.0.0.1:9", mediaRoot: "/m", runDirectory: "/r", wwwRoot: "/w", generated: "/g", uploadBuffer: "/b")
+        let paths = NginxConfig.SitePaths(
+            listen: ["127.0.0.1:9", "[::1]:9"], serverName: NginxConfig.serverName(of: "https://avatars.example.com:8443/x"), mediaRoot: "/m",
+            runDirectory: "/r", wwwRoot: "/w", generated: "/g", uploadBuffer: "/b")
         let site = try NginxConfig.site(template: try Self.read("nginx/sites-available/cameo.conf.in"), paths: paths)
-        #expect(site.contains("listen 127.0.0.1:9;") && site.contains("server unix:/r/fast.sock;") && site.contains("include /g/cameo-errors.conf;"))
+        #expect(site.contains("    listen 127.0.0.1:9;\n    listen [::1]:9;\n") && site.contains("server_name avatars.example.com;"))
+        #expect(site.contains("server unix:/r/fast.sock;") && site.contains("include /g/cameo-errors.conf;"))
+        let listens = site.split(separator: "\n").filter { $0.trimmingWhitespace().hasPrefix("listen ") }
+        #expect(!listens.contains { $0.contains("default_server") } && !site.contains("server_name _;"), "the site must coexist with Debian's default site")
         #expect(!site.contains("/var/lib/cameo") && !site.contains("/run/cameo/"), "a production path is written into the template")
         #expect(throws: NginxConfig.TemplateError.self) { try NginxConfig.site(template: "listen @LISTEN@; @OTHER@", paths: paths) }
     }

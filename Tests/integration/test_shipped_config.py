@@ -10,8 +10,17 @@ import warnings
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_site_file_passes_nginx_t_in_debians_layout(stack):
+def test_the_site_coexists_with_debians_default_site(stack):
+    """The site as an install renders it, inside a copy of Debian's own nginx configuration
+    with Debian's default site still enabled: `nginx -t` passes without a warning, and, both
+    sites listening on one port, a request for Cameo's host name reaches Cameo (JSON; its
+    pools are not running here, so 503 `unavailable`) while any other name still gets
+    Debian's page."""
+    import requests
+
+    port = int(os.environ.get("CAMEO_PORT", "18080")) + 7
     with tempfile.TemporaryDirectory() as etc:
+        os.chmod(etc, 0o755)
         shutil.copytree("/etc/nginx", etc, dirs_exist_ok=True, symlinks=True)
         # load_module paths are relative to the prefix; point them at Debian's modules.
         if os.path.lexists(os.path.join(etc, "modules")):
@@ -19,16 +28,17 @@ def test_site_file_passes_nginx_t_in_debians_layout(stack):
         os.symlink("/usr/lib/nginx/modules", os.path.join(etc, "modules"))
         for name in os.listdir(os.path.join(ROOT, "nginx", "snippets")):
             shutil.copy(os.path.join(ROOT, "nginx", "snippets", name), os.path.join(etc, "snippets", name))
-        for name in os.listdir(os.path.join(etc, "sites-enabled")):
-            os.unlink(os.path.join(etc, "sites-enabled", name))
+        assert os.path.exists(os.path.join(etc, "sites-enabled", "default")), "Debian's default site is not enabled here"
         media = os.path.join(etc, "media")
         os.makedirs(os.path.join(media, "incoming"))
-        # Rendered as an install renders it; the only change: the media root, which `nginx -t`
-        # wants to exist (CAMEO_MEDIA_ROOT overrides the stack's config).
-        env = dict(os.environ, CAMEO_CONFIG=stack.config_path, CAMEO_MEDIA_ROOT=media)
-        subprocess.run([os.path.join(ROOT, ".build", "release", "cameoctl"), "render-nginx", "--output", os.path.join(etc, "cameo"),
-                        "--site", os.path.join(etc, "sites-enabled", "cameo.conf"),
-                        "--template", os.path.join(ROOT, "nginx", "sites-available", "cameo.conf.in")], env=env, check=True)
+        # Rendered as an install renders it, with its own host name; the media root must exist
+        # for nginx (environment overrides of the stack's config).
+        env = dict(os.environ, CAMEO_CONFIG=stack.config_path, CAMEO_MEDIA_ROOT=media, CAMEO_PUBLIC_BASE_URL="https://avatars.example.com",
+                   CAMEO_NGINX_LOG_DIRECTORY=etc)
+        cameoctl = os.path.join(ROOT, ".build", "release", "cameoctl")
+        render = [cameoctl, "render-nginx", "--output", os.path.join(etc, "cameo"), "--site", os.path.join(etc, "sites-enabled", "cameo.conf"),
+                  "--template", os.path.join(ROOT, "nginx", "sites-available", "cameo.conf.in")]
+        subprocess.run(render, env=env, check=True)
         main = os.path.join(etc, "nginx.conf")
         with open(main) as f:
             text = f.read().replace("include /etc/nginx/", f"include {etc}/")
@@ -36,7 +46,33 @@ def test_site_file_passes_nginx_t_in_debians_layout(stack):
             f.write(text)
         result = subprocess.run(["nginx", "-t", "-p", etc + "/", "-c", main], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
-        assert "syntax is ok" in result.stderr
+        assert "syntax is ok" in result.stderr and "[warn]" not in result.stderr, result.stderr
+
+        # Both sites on one loopback port, as both are on port 80 on a host; a server of our own.
+        subprocess.run(render + ["--listen", f"127.0.0.1:{port}"], env=env, check=True, capture_output=True)
+        default_site = os.path.join(etc, "sites-enabled", "default")
+        with open(default_site) as f:
+            site = f.read().replace("listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;").replace(
+                "listen [::]:80 default_server;", "")
+        os.unlink(default_site)
+        with open(default_site, "w") as f:
+            f.write(site)
+        with open(main) as f:
+            text = f.read().replace("pid /run/nginx.pid;", f"pid {etc}/nginx.pid;").replace("/var/log/nginx/", f"{etc}/")
+        with open(main, "w") as f:
+            f.write(text)
+        subprocess.run(["nginx", "-p", etc + "/", "-c", main], check=True, capture_output=True)
+        try:
+            cameo = requests.get(f"http://127.0.0.1:{port}/health/avatar", headers={"Host": "avatars.example.com"}, timeout=10)
+            assert cameo.status_code == 503 and cameo.json()["error"]["code"] == "unavailable", cameo.text
+            other = requests.get(f"http://127.0.0.1:{port}/", headers={"Host": "www.example.org"}, timeout=10)
+            assert other.status_code == 200 and "nginx" in other.text and "text/html" in other.headers["Content-Type"]
+        finally:
+            subprocess.run(["nginx", "-p", etc + "/", "-c", main, "-s", "stop"], capture_output=True)
+            for _ in range(50):
+                if not os.path.exists(os.path.join(etc, "nginx.pid")):
+                    break
+                time.sleep(0.1)
 
 
 def test_systemd_units_verify_without_warnings(tmp_path):
