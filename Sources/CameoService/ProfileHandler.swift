@@ -121,12 +121,16 @@ struct HealthHandler: Sendable {
         let database = store.isReachable()
         let storage = FileSystem.isWritableDirectory(root.quarantine) && FileSystem.isWritableDirectory(root.published)
         let scannerStatus = scanner.healthStatus()
-        let healthy = database && storage && scannerStatus != "down"
+        // Ready means this host can take requests: the database and the media tree. A scanner
+        // that is down is reported (`degraded`) but does not make the host unready: uploads wait
+        // for it and are scanned when it is back, and every host shares it, so failing on it
+        // would take them all out of a load balancer at once.
+        let healthy = database && storage
         let status: (Bool) -> JSONValue = { .string($0 ? "up" : "down") }
         return .json(
             healthy ? 200 : 503,
             .object([
-                ("status", .string(healthy ? "ok" : "unavailable")),
+                ("status", .string(healthy ? (scannerStatus == "down" ? "degraded" : "ok") : "unavailable")),
                 ("components", .object([("database", status(database)), ("storage", status(storage)), ("scanner", .string(scannerStatus))])),
             ]),
             headers: healthy ? [] : [("Retry-After", "5")])

@@ -24,8 +24,10 @@ public enum Route: Equatable, Sendable {
     case scanCallback
     /// `GET /quarantine-download/{id}`
     case quarantineDownload(MediaID)
-    /// `GET /health/avatar`
+    /// `GET /health/avatar`: readiness (database, storage; the scanner reported)
     case health
+    /// `GET /health/live`: liveness (a worker answers; nothing else is asked)
+    case liveness
 
     /// The internal locations nginx's `auth_request` calls, and the one of the direct upload.
     public static let verifyUploadLocation = "/_cameo/verify-upload"
@@ -41,6 +43,7 @@ public enum Route: Equatable, Sendable {
         case Self.verifyTokenLocation: self = .verifyToken
         case "/media/virus-scan-callback": self = .scanCallback
         case "/health/avatar": self = .health
+        case "/health/live": self = .liveness
         case Self.verifyUploadLocation:
             // A subrequest: the upload's own path is the client's request URI.
             guard let id = Self.mediaID(in: request.path, after: "/uploads/") else { return nil }
@@ -126,6 +129,7 @@ public struct Router: Sendable {
             guard let externalScanner else { throw AppError.notFound }
             return try externalScanner.download.handle(request, mediaID: id)
         case .health: return health.handle(request)
+        case .liveness: return .json(200, .object([("status", .string("alive"))]), headers: [("Cache-Control", "no-store")])
         }
     }
 
@@ -169,6 +173,7 @@ enum Log {
         case .scanCallback: "scan_callback"
         case .quarantineDownload: "quarantine_download"
         case .health: "health"
+        case .liveness: "liveness"
         }
     }
 }

@@ -215,11 +215,19 @@ import Testing
         try #expect(((ServiceHarness.json(health))["components"] as? [String: String])?["database"] == "down")
     }
 
-    @Test func healthNamesAScannerThatIsDown() throws {
+    /// Readiness names a scanner that is down but stays 200 (`degraded`): uploads wait for it,
+    /// and a shared scanner's outage must not take every host out of a load balancer.
+    /// Liveness asks nothing, so it is 200 with the database gone too.
+    @Test func healthNamesAScannerThatIsDownAndLivenessAsksNothing() throws {
         let harness = try ServiceHarness()
         #expect(harness.send("GET", "/health/avatar").status == 200)
         harness.scanner.answer = .down
         let health = harness.send("GET", "/health/avatar")
-        try #expect(health.status == 503 && ((ServiceHarness.json(health))["components"] as? [String: String])?["scanner"] == "down")
+        #expect(health.status == 200)
+        try #expect(ServiceHarness.json(health)["status"] as? String == "degraded")
+        try #expect(((ServiceHarness.json(health))["components"] as? [String: String])?["scanner"] == "down")
+        (harness.store as? InMemoryMediaStore)?.setReachable(false)
+        #expect(harness.send("GET", "/health/avatar").status == 503)
+        #expect(harness.send("GET", "/health/live").status == 200)
     }
 }

@@ -45,8 +45,11 @@ def test_scanner_down_keeps_upload_waiting_until_it_is_back(stack, user, jpeg):
     while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
         time.sleep(0.1)
     try:
+        # Reported, but the host stays ready: uploads wait for the scanner, and every host shares
+        # it, so a load balancer must not take them all out (issue 10: readiness and liveness).
         health = requests.get(stack.url("/health/avatar"))
-        assert health.status_code == 503 and health.json()["components"]["scanner"] == "down"
+        assert health.status_code == 200 and health.json()["status"] == "degraded"
+        assert health.json()["components"]["scanner"] == "down"
         presigned, response = upload(stack, user, jpeg, "image/jpeg")
         assert response.status_code == 202, response.text
         assert response.json() == {"media_id": presigned["media_id"], "state": "scanning"}
