@@ -176,3 +176,24 @@ public struct ScanRetrier: Sendable {
         return tried
     }
 }
+
+/// `cameoctl takedown USER`: an operator removes a user's avatar (a complaint, a court order):
+/// the pointer is cleared and every file of the user goes, as the user's own DELETE would,
+/// and one log line says who was taken down and why. The upload records stay, for the audit.
+public struct Takedown: Sendable {
+    let store: any MediaStore
+    let files: AvatarFiles
+
+    public init(store: any MediaStore, config: Config) {
+        self.store = store
+        files = AvatarFiles(root: MediaRoot(config.mediaRoot), store: store)
+    }
+
+    /// The avatar that was taken down, or nil when the user had none.
+    public func run(userID: String, reason: String) throws -> AvatarPointer? {
+        guard let removed = try store.deleteAvatar(userID: userID) else { return nil }
+        try files.settle(userID: userID, prune: .all)
+        Log.message("takedown of \(userID): avatar \(removed.mediaID) version \(removed.version) removed by an operator: \(reason)")
+        return removed
+    }
+}

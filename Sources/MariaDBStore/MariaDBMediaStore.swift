@@ -318,6 +318,42 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
         }
     }
 
+    // MARK: Operators (cameoctl), beyond the pipeline's contract
+
+    /// Every column an operator asks about, in this order, for `show-media` and `stuck`.
+    public static let operatorColumns = [
+        "id", "user_id", "state", "reject_reason", "declared_type", "declared_bytes", "sniffed_type", "bytes", "width", "height", "sha256",
+        "is_virus_scanned", "scan_signature", "scan_attempts", "next_scan_at", "scan_ms", "processing_ms", "crop_x", "crop_y", "crop_size",
+        "cdn_url", "upload_expires_at", "created_at", "updated_at",
+    ]
+
+    private static let operatorSelect = operatorColumns.map { "CAST(\($0) AS CHAR) AS \($0)" }.joined(separator: ", ")
+
+    /// One upload's every column (NULL as nil), or nil when there is none.
+    public func operatorView(id: MediaID) throws(StoreError) -> [(column: String, value: String?)]? {
+        try storing {
+            try db.query("SELECT \(Self.operatorSelect) FROM media_files WHERE id = ?", [.text(id.rawValue)]).first.map { row in
+                Self.operatorColumns.map { (column: $0, value: row.string($0)) }
+            }
+        }
+    }
+
+    /// Uploads in a state that is not final, untouched since `cutoff` (epoch seconds), oldest
+    /// first: what `cameoctl stuck` lists.
+    public func unfinished(untouchedSince cutoff: Int, limit: Int) throws(StoreError) -> [[(column: String, value: String?)]] {
+        let open = MediaState.allCases.filter { !$0.isFinal }
+        return try storing {
+            try db.query(
+                """
+                SELECT \(Self.operatorSelect) FROM media_files
+                WHERE state IN (\(Array(repeating: "?", count: open.count).joined(separator: ", "))) AND updated_at < FROM_UNIXTIME(?)
+                ORDER BY updated_at LIMIT ?
+                """,
+                open.map { .state($0) } + [.int(cutoff), .int(limit)]
+            ).map { row in Self.operatorColumns.map { (column: $0, value: row.string($0)) } }
+        }
+    }
+
     public func purgeBookkeeping(now: Int) throws(StoreError) {
         try storing {
             try db.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", [.int(now)])

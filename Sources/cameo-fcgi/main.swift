@@ -19,11 +19,16 @@ func fail(_ message: String, code: Int32) -> Never {
     SystemProcess.exit(code)
 }
 
+if CommandLine.arguments.dropFirst().contains("--version") {
+    print("cameo-fcgi \(CameoVersion.current)")
+    SystemProcess.exit(0)
+}
+
 let config: Config
 do {
     config = try Config.load(environment: SystemProcess.environment)
 } catch {
-    fail(error.description, code: 78)  // EX_CONFIG: systemd and multiwatch should not spin on this
+    fail(error.description, code: ConfigError.exitStatus)  // EX_CONFIG: systemd and multiwatch should not spin on this
 }
 
 Connection.initializeLibrary()

@@ -13,9 +13,10 @@ struct CameoCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cameoctl",
         abstract: "Administer a Cameo installation.",
+        version: CameoVersion.current,
         subcommands: [
             Migrate.self, CheckConfig.self, InitConfig.self, GenerateSecret.self, RenderNginx.self, Token.self, Revoke.self, ShowMedia.self,
-            SignURL.self, ScanRetry.self, Sweep.self, Rescan.self, JWKSCommand.self,
+            SignURL.self, ScanRetry.self, Sweep.self, Rescan.self, JWKSCommand.self, Stuck.self, Takedown.self,
         ])
 }
 
@@ -198,13 +199,52 @@ struct Revoke: ParsableCommand {
 }
 
 struct ShowMedia: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "show-media", abstract: "Print one media record.")
-    @Argument(help: "The media id.") var id: String
+    static let configuration = CommandConfiguration(
+        commandName: "show-media", abstract: "Print everything Cameo holds about one upload, a `column value` line each (- for none).")
+    @Argument(help: "The media id (32 hex characters).") var id: String
 
     func run() throws {
         let config = try loadConfig()
-        guard let mediaID = MediaID(id), let media = try openStore(config).media(id: mediaID) else { throw ValidationError("no media \(id)") }
-        print("id=\(media.id) user=\(media.userID) state=\(media.state.rawValue) reject_reason=\(media.rejectReason?.rawValue ?? "-") type=\(media.declaredType) declared_bytes=\(media.declaredBytes) url=\(media.cdnURL ?? "-")")
+        guard let mediaID = MediaID(id), let view = try openStore(config).operatorView(id: mediaID) else {
+            SystemProcess.writeError("cameoctl: no upload \(id)")
+            throw ExitCode(1)
+        }
+        for (column, value) in view { print("\(column) \(value ?? "-")") }
+    }
+}
+
+struct Stuck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List uploads that are not finished (ready, rejected, expired) and no step touched for a while.",
+        discussion: "One line per upload, oldest first: id, user, state, attempts, last change. Exit status 0 either way.")
+    @Option(help: "Untouched for at least this many minutes.") var minutes = 30
+    @Option(help: "At most this many.") var limit = 100
+
+    func run() throws {
+        let config = try loadConfig()
+        let rows = try openStore(config).unfinished(untouchedSince: SystemClock().epochSeconds - minutes * 60, limit: limit)
+        for row in rows {
+            let value = { (name: String) in row.first { $0.column == name }?.value ?? "-" }
+            print("\(value("id")) user=\(value("user_id")) state=\(value("state")) attempts=\(value("scan_attempts")) updated=\(value("updated_at"))")
+        }
+        if rows.isEmpty { print("no upload unfinished for \(minutes) minutes or more") }
+    }
+}
+
+struct Takedown: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove a user's avatar as an operator (its files and pointer), with a reason for the log.",
+        discussion: "Run it as the workers' user (it removes files under media_root). The user can upload again.")
+    @Argument(help: "The user id.") var user: String
+    @Option(help: "Why, for the log line (a ticket, a complaint).") var reason: String
+
+    func run() throws {
+        let config = try loadConfig()
+        guard let removed = try CameoService.Takedown(store: openStore(config), config: config).run(userID: user, reason: reason) else {
+            SystemProcess.writeError("cameoctl: \(user) has no avatar")
+            throw ExitCode(1)
+        }
+        print("took down \(user)'s avatar \(removed.mediaID) (version \(removed.version))")
     }
 }
 

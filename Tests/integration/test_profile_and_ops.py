@@ -94,3 +94,53 @@ def test_sigterm_lets_the_request_in_flight_finish(stack, user):
         time.sleep(0.05)
     assert not (pool_workers(stack, "heavy") & before)
     assert len(pool_workers(stack, "heavy")) == len(before)
+
+
+def cameoctl(stack, *args):
+    """cameoctl against the stack as an operator runs it (the workers' user), whatever it exits."""
+    import subprocess
+
+    env = dict(stack.env, CAMEO_CONFIG=stack.config_path)
+    return subprocess.run(["runuser", "-u", "cameo", "--", "env", *[f"{k}={v}" for k, v in env.items() if k.startswith("CAMEO_")],
+                           stack.cameoctl, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_both_binaries_tell_their_version(stack):
+    import subprocess
+
+    ctl = subprocess.run([stack.cameoctl, "--version"], capture_output=True, text=True)
+    worker = subprocess.run([os.path.join(os.path.dirname(stack.cameoctl), "cameo-fcgi"), "--version"], capture_output=True, text=True)
+    assert ctl.returncode == 0 and worker.returncode == 0
+    assert worker.stdout.strip() == f"cameo-fcgi {ctl.stdout.strip()}"
+
+
+def test_show_media_prints_everything_and_stuck_lists_unfinished_uploads(stack, user, png):
+    presigned, response = upload(stack, user, png, "image/png")
+    shown = cameoctl(stack, "show-media", presigned["media_id"])
+    assert shown.returncode == 0, shown.stderr
+    fields = dict(line.split(" ", 1) for line in shown.stdout.splitlines())
+    assert fields["state"] == "ready" and fields["user_id"] == user and fields["is_virus_scanned"] == "1"
+    assert fields["sniffed_type"] == "image/png" and fields["scan_attempts"] == "0" and len(fields["sha256"]) == 64
+    assert fields["scan_ms"] != "-" and fields["processing_ms"] != "-" and fields["created_at"] != "-"
+    missing = cameoctl(stack, "show-media", "0" * 32)
+    assert missing.returncode == 1 and missing.stderr.strip() == f"cameoctl: no upload {'0' * 32}" and "USAGE" not in missing.stderr
+    # A presigned URL nobody used is unfinished; with --minutes 0 it is listed, the published one not.
+    waiting = stack.presign(stack.token(user), "image/png", 1000).json()["media_id"]
+    time.sleep(1.1)   # untouched for "0 minutes" counts in whole seconds
+    stuck = cameoctl(stack, "stuck", "--minutes", "0", "--limit", "10000")
+    assert stuck.returncode == 0, stuck.stderr
+    assert f"{waiting} user={user} state=pending_upload" in stuck.stdout
+    assert presigned["media_id"] not in stuck.stdout
+
+
+def test_takedown_removes_the_avatar_and_logs_why(stack, user, png):
+    _, response = upload(stack, user, png, "image/png")
+    avatar_url = response.json()["avatar_url"]
+    done = cameoctl(stack, "takedown", user, "--reason", "ticket 4711")
+    assert done.returncode == 0, done.stderr
+    assert f"takedown of {user}" in done.stderr and "ticket 4711" in done.stderr
+    assert requests.get(avatar_url).status_code == 404
+    assert stack.files_under(f"profile-media/{user}") == []
+    assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers=auth(stack, user)).json()["error"]["code"] == "no_avatar"
+    again = cameoctl(stack, "takedown", user, "--reason", "twice")
+    assert again.returncode == 1 and "has no avatar" in again.stderr
