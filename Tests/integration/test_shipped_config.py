@@ -208,3 +208,12 @@ def test_a_crlf_config_with_a_mistake_prints_no_secret_and_a_typo_key_is_named(t
         for done in run_both(mistake):
             assert done.returncode == 78, done.stderr
             assert named in done.stderr, done.stderr
+
+
+def test_the_release_binaries_carry_swifts_runtime():
+    """What an install runs needs no Swift toolchain: no libswift*, Foundation or libdispatch
+    from outside the binary (deploy/dev-stack builds release with --static-swift-stdlib)."""
+    for name in ("cameo-fcgi", "cameoctl"):
+        linked = subprocess.run(["ldd", os.path.join(ROOT, ".build", "release", name)], capture_output=True, text=True, check=True).stdout
+        for library in ("libswift", "libFoundation", "lib_Foundation", "libdispatch", "libBlocksRuntime"):
+            assert library not in linked, f"{name} links {library}: {linked}"
