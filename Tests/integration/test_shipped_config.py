@@ -217,3 +217,33 @@ def test_the_release_binaries_carry_swifts_runtime():
         linked = subprocess.run(["ldd", os.path.join(ROOT, ".build", "release", name)], capture_output=True, text=True, check=True).stdout
         for library in ("libswift", "libFoundation", "lib_Foundation", "libdispatch", "libBlocksRuntime"):
             assert library not in linked, f"{name} links {library}: {linked}"
+
+
+def test_the_debian_package_holds_the_install(tmp_path):
+    """deploy/build-deb packs the release build and the shipped files: binaries, units with the
+    package's paths, site template and snippets, migrations, page, maintainer scripts. (That
+    the package installs and runs in a fresh Debian root under systemd is issue 10's next
+    test; this one checks what the package holds.)"""
+    done = subprocess.run([os.path.join(ROOT, "deploy", "build-deb"), "--no-build", "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    deb = done.stdout.strip()
+    version = subprocess.run([os.path.join(ROOT, ".build", "release", "cameoctl"), "--version"], capture_output=True, text=True).stdout.strip()
+    assert os.path.basename(deb) == f"cameo_{version}_amd64.deb"
+    listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True, check=True).stdout
+    for path in ("./usr/bin/cameo-fcgi", "./usr/bin/cameoctl", "./usr/lib/cameo/cameo-pool", "./lib/systemd/system/cameo-pool@.service",
+                 "./lib/systemd/system/cameo.target", "./usr/share/cameo/nginx/cameo.conf.in", "./etc/nginx/snippets/cameo-fastcgi.conf",
+                 "./usr/share/cameo/sql/0005_callback_replays.sql", "./usr/share/cameo/www/index.html"):
+        assert path in listing, path
+    unpacked = tmp_path / "root"
+    subprocess.run(["dpkg-deb", "-R", deb, str(unpacked)], check=True)
+    for unit in (unpacked / "lib" / "systemd" / "system").iterdir():
+        assert "/usr/local" not in unit.read_text(), f"{unit.name} still names /usr/local"
+    assert "CAMEO_FCGI=/usr/bin/cameo-fcgi" in (unpacked / "lib" / "systemd" / "system" / "cameo-pool@.service").read_text()
+    control = (unpacked / "DEBIAN" / "control").read_text()
+    assert f"Version: {version}" in control and "multiwatch" in control and "libswift" not in control
+    for script in ("postinst", "prerm", "postrm"):
+        assert subprocess.run(["sh", "-n", str(unpacked / "DEBIAN" / script)]).returncode == 0, script
+    # The packed worker is the release build, stripped, and still runs here.
+    assert subprocess.run([str(unpacked / "usr" / "bin" / "cameo-fcgi"), "--version"], capture_output=True, text=True).stdout.strip() \
+        == f"cameo-fcgi {version}"
