@@ -40,8 +40,11 @@ class Container:
             time.sleep(0.1)
         raise AssertionError("the root did not boot")
 
+    # A login's environment, not the test runner's: its CAMEO_* settings must not reach inside.
+    ENVIRONMENT = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+
     def run(self, *command, check=True, stdin=None, timeout=120):
-        done = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *command], input=stdin, capture_output=True,
+        done = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *command], input=stdin, capture_output=True, env=self.ENVIRONMENT,
                               timeout=timeout, text=stdin is None or isinstance(stdin, str))
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(command)} exited {done.returncode}: {done.stdout}{done.stderr}")
