@@ -160,6 +160,17 @@ def test_the_readme_steps_bring_it_up_beside_debians_default_site_and_an_upload_
     assert served == "200 image/webp"
 
 
+def test_the_sweeper_and_the_retrier_run_in_their_sandboxes(installed):
+    box = installed
+    box.run("systemctl", "start", "cameo-sweep.service")          # oneshot: waits, fails if the sweep fails
+    assert "sweep" in box.run("journalctl", "-u", "cameo-sweep", "--no-pager").stdout
+    assert box.run("systemctl", "is-active", "cameo-scan-retry").stdout.strip() == "active"
+    assert box.run("systemctl", "is-active", "cameo-pool@fast.socket", "cameo-pool@heavy.socket").stdout.split() == ["active", "active"]
+    # The pools run as cameo from the start: no process of theirs is root.
+    owners = box.sh("ps -o user= -C multiwatch,cameo-fcgi | sort -u").stdout.split()
+    assert owners == ["cameo"], owners
+
+
 def test_a_broken_config_fails_the_pool_instead_of_looping(installed):
     box = installed
     box.sh("cp /etc/cameo/cameo.conf /root/cameo.conf.good && echo 'scanner.mod = external' >> /etc/cameo/cameo.conf")

@@ -239,7 +239,7 @@ def test_the_debian_package_holds_the_install(tmp_path):
     subprocess.run(["dpkg-deb", "-R", deb, str(unpacked)], check=True)
     for unit in (unpacked / "lib" / "systemd" / "system").iterdir():
         assert "/usr/local" not in unit.read_text(), f"{unit.name} still names /usr/local"
-    assert "CAMEO_FCGI=/usr/bin/cameo-fcgi" in (unpacked / "lib" / "systemd" / "system" / "cameo-pool@.service").read_text()
+    assert "-- /usr/bin/cameo-fcgi" in (unpacked / "lib" / "systemd" / "system" / "cameo-pool@.service").read_text()
     control = (unpacked / "DEBIAN" / "control").read_text()
     assert f"Version: {version}" in control and "multiwatch" in control and "libswift" not in control
     for script in ("postinst", "prerm", "postrm"):
