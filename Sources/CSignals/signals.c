@@ -31,6 +31,10 @@ void cameo_install_graceful_stop(void) {
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGUSR1, &action, NULL);
+    // SIGUSR2 is the one multiwatch forwards without stopping itself: `systemctl reload`
+    // sends it, each worker finishes its request and exits, and multiwatch starts a fresh one
+    // that reads the new config.
+    sigaction(SIGUSR2, &action, NULL);
     // multiwatch may pass on SIGQUIT or SIGHUP when it stops; the Swift runtime would
     // otherwise treat SIGQUIT as a crash and print a backtrace.
     sigaction(SIGQUIT, &action, NULL);
@@ -42,6 +46,7 @@ void cameo_install_graceful_stop(void) {
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGUSR1);
+    sigaddset(&stop_signals, SIGUSR2);
     sigaddset(&stop_signals, SIGQUIT);
     sigaddset(&stop_signals, SIGHUP);
     sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);

@@ -112,7 +112,7 @@ public final class FastCGIServer {
         return true
     }
 
-    /// Installs the graceful-stop handlers (SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1): an idle
+    /// Installs the graceful-stop handlers (SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2): an idle
     /// worker exits at once, a busy one after its reply. (A signal in the instant between
     /// accept returning and the worker marking itself busy still ends it.)
     public static func installGracefulStop() { cameo_install_graceful_stop() }

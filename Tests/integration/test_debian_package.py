@@ -171,6 +171,38 @@ def test_the_sweeper_and_the_retrier_run_in_their_sandboxes(installed):
     assert owners == ["cameo"], owners
 
 
+def test_reload_applies_a_config_change_to_every_worker(installed):
+    import json
+
+    box = installed
+    users = iter(range(100))
+
+    def presigned_lifetime():
+        # A user each: the per-user limit is 5 presigns a minute.
+        token = box.run("env", "CAMEO_CONFIG=/etc/cameo/cameo.conf", "cameoctl", "token", "--user", f"reloader{next(users)}").stdout.strip()
+        answer = json.loads(box.curl("-H", f"Authorization: Bearer {token}", "-d", '{"content_type":"image/png","content_length":100}',
+                                     "http://127.0.0.1/users/me/avatar/upload"))
+        return int(re.search(r"X-Amz-Expires=(\d+)", answer["upload_url"]).group(1))
+
+    main = box.run("systemctl", "show", "-p", "MainPID", "--value", "cameo-pool@fast").stdout.strip()
+    workers = set(box.run("pgrep", "-P", main).stdout.split())
+    assert presigned_lifetime() == 300
+    box.sh("echo 'presign.ttl_seconds = 120' >> /etc/cameo/cameo.conf && systemctl reload cameo-pool@fast")
+    for _ in range(50):
+        fresh = set(box.run("pgrep", "-P", main, check=False).stdout.split())
+        if fresh and not fresh & workers:
+            break
+        time.sleep(0.1)
+    assert fresh and not fresh & workers, "the workers were not replaced"
+    assert box.run("systemctl", "show", "-p", "MainPID", "--value", "cameo-pool@fast").stdout.strip() == main   # reloaded, not restarted
+    assert {presigned_lifetime() for _ in range(6)} == {120}       # every worker has the new config
+    # A bad change is refused by the reload, and the pool keeps running as it was.
+    box.sh("echo 'presign.ttl_seconds = 2' >> /etc/cameo/cameo.conf")
+    assert box.run("systemctl", "reload", "cameo-pool@fast", check=False).returncode != 0
+    assert box.run("systemctl", "is-active", "cameo-pool@fast").stdout.strip() == "active"
+    box.sh("sed -i '/^presign.ttl_seconds/d' /etc/cameo/cameo.conf && systemctl reload cameo-pool@fast")
+
+
 def test_a_broken_config_fails_the_pool_instead_of_looping(installed):
     box = installed
     box.sh("cp /etc/cameo/cameo.conf /root/cameo.conf.good && echo 'scanner.mod = external' >> /etc/cameo/cameo.conf")
