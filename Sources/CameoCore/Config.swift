@@ -466,7 +466,10 @@ private final class Reader {
             let line = source.flatMap { file in file.lines[key].map { "\(file.path):\($0)" } }
             throw ConfigError(at: line ?? key, problem: "`\(key)` is not a Cameo setting\(Self.suggestion(for: key, among: read))")
         }
-        let sections = Set(read.compactMap { $0.split(separator: ".").count == 2 ? Config.environmentName(for: String($0.split(separator: ".")[0])) + "_" : nil })
+        let sections = Set(read.compactMap { key -> String? in
+            let parts = key.split(separator: ".")
+            return parts.count == 2 ? Config.environmentName(for: String(parts[0])) + "_" : nil
+        })
         let names = Dictionary(uniqueKeysWithValues: read.map { (Config.environmentName(for: $0), $0) })
         for variable in environment.keys.sorted() where variable.hasPrefix(Config.environmentPrefix) && names[variable] == nil {
             guard sections.contains(where: { variable.hasPrefix($0) }) else { continue }

@@ -6,12 +6,14 @@ import FoundationEssentials
 /// SubjectPublicKeyInfo OpenSSL reads. Keys for other uses (`use` other than `sig`), other
 /// types or curves, symmetric members and members OpenSSL does not accept as a key are
 /// skipped, never fatal: a provider may publish encryption keys beside its signing keys.
-public struct JWKS: Sendable, Equatable {
-    public struct Key: Sendable, Equatable {
+public struct JWKS: Sendable {
+    public struct Key: Sendable {
         public let id: String?
         public let algorithm: JWTAlgorithm
-        /// DER `SubjectPublicKeyInfo`.
+        /// DER `SubjectPublicKeyInfo`, as built from the member.
         public let subjectPublicKeyInfo: [UInt8]
+        /// The same, as OpenSSL read it: parsed once, here.
+        let publicKey: PublicKey
     }
 
     public let keys: [Key]
@@ -46,26 +48,33 @@ public struct JWKS: Sendable, Equatable {
         }
         var keys: [Key] = []
         for jwk in document.keys.prefix(Self.maxKeys) {
-            if let key = Self.key(jwk), (try? PublicKey(der: key.subjectPublicKeyInfo)) != nil { keys.append(key) }
+            if let key = Self.key(jwk) { keys.append(key) }
         }
         guard !keys.isEmpty else { throw Invalid(description: "holds no RSA or P-256 signing key") }
         self.keys = keys
     }
 
+    /// The member as a key, or nil when it is not one Cameo verifies with; a member OpenSSL
+    /// refuses (a modulus that is no RSA key, a point off the curve) is skipped the same way.
     private static func key(_ jwk: JWK) -> Key? {
         if let use = jwk.use, use != "sig" { return nil }
         if let kid = jwk.kid, kid.isEmpty || kid.utf8.count > 256 { return nil }
+        guard let (algorithm, der) = publicKeyInfo(jwk), let publicKey = try? PublicKey(der: der) else { return nil }
+        return Key(id: jwk.kid, algorithm: algorithm, subjectPublicKeyInfo: der, publicKey: publicKey)
+    }
+
+    private static func publicKeyInfo(_ jwk: JWK) -> (JWTAlgorithm, [UInt8])? {
         switch jwk.kty {
         case "RSA":
             guard jwk.alg == nil || jwk.alg == "RS256", let n = jwk.n.flatMap(Base64URL.decode), let e = jwk.e.flatMap(Base64URL.decode),
                 (256...1024).contains(n.count), (1...8).contains(e.count)
             else { return nil }
-            return Key(id: jwk.kid, algorithm: .rs256, subjectPublicKeyInfo: DER.rsaPublicKey(modulus: n, exponent: e))
+            return (.rs256, DER.rsaPublicKey(modulus: n, exponent: e))
         case "EC":
             guard jwk.alg == nil || jwk.alg == "ES256", jwk.crv == "P-256", let x = jwk.x.flatMap(Base64URL.decode),
                 let y = jwk.y.flatMap(Base64URL.decode), x.count == 32, y.count == 32
             else { return nil }
-            return Key(id: jwk.kid, algorithm: .es256, subjectPublicKeyInfo: DER.p256PublicKey(x: x, y: y))
+            return (.es256, DER.p256PublicKey(x: x, y: y))
         default:
             return nil
         }

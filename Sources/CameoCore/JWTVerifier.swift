@@ -199,16 +199,11 @@ final class JWKSFile: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(key: "auth.jwks_file", problem: "cannot read \(path)")
         }
-        let set: JWKS
-        do { set = try JWKS(json: Array(data)) } catch { throw ConfigError(key: "auth.jwks_file", problem: "\(path) \(error.description)") }
-        var keys: [(id: String?, key: PublicKey)] = []
-        for key in set.keys {
-            // A member OpenSSL refuses (a modulus that is no RSA key, a point off the curve) is
-            // skipped like any other unusable key.
-            if let parsed = try? PublicKey(der: key.subjectPublicKeyInfo) { keys.append((id: key.id, key: parsed)) }
+        do {
+            return try JWKS(json: Array(data)).keys.map { (id: $0.id, key: $0.publicKey) }
+        } catch {
+            throw ConfigError(key: "auth.jwks_file", problem: "\(path) \(error.description)")
         }
-        guard !keys.isEmpty else { throw ConfigError(key: "auth.jwks_file", problem: "\(path) holds no key OpenSSL accepts") }
-        return keys
     }
 }
 

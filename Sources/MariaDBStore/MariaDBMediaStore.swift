@@ -329,12 +329,14 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
 
     private static let operatorSelect = operatorColumns.map { "CAST(\($0) AS CHAR) AS \($0)" }.joined(separator: ", ")
 
+    private static func operatorRow(_ row: Row) -> [(column: String, value: String?)] {
+        operatorColumns.map { (column: $0, value: row.string($0)) }
+    }
+
     /// One upload's every column (NULL as nil), or nil when there is none.
     public func operatorView(id: MediaID) throws(StoreError) -> [(column: String, value: String?)]? {
         try storing {
-            try db.query("SELECT \(Self.operatorSelect) FROM media_files WHERE id = ?", [.text(id.rawValue)]).first.map { row in
-                Self.operatorColumns.map { (column: $0, value: row.string($0)) }
-            }
+            try db.query("SELECT \(Self.operatorSelect) FROM media_files WHERE id = ?", [.text(id.rawValue)]).first.map(Self.operatorRow)
         }
     }
 
@@ -350,7 +352,7 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
                 ORDER BY updated_at LIMIT ?
                 """,
                 open.map { .state($0) } + [.int(cutoff), .int(limit)]
-            ).map { row in Self.operatorColumns.map { (column: $0, value: row.string($0)) } }
+            ).map(Self.operatorRow)
         }
     }
 

@@ -38,7 +38,7 @@ do {
     service = try Service(config: config, store: MariaDBMediaStore(config.database))
     server = try FastCGIServer()
 } catch let error as ConfigError {
-    fail(error.description, code: 78)  // the token key named in the config cannot be read
+    fail(error.description, code: ConfigError.exitStatus)  // the token key named in the config cannot be read
 } catch {
     fail("cannot start: \(error)", code: 70)
 }

@@ -36,9 +36,19 @@ public final class InMemoryMediaStore: MediaStore {
     /// Makes every call fail as an unreachable database would (and `isReachable` false).
     public func setReachable(_ reachable: Bool) { state.withLock { $0.reachable = reachable } }
 
-    /// The database goes away when `deferScan` is next attempted: that call and every one
+    /// The database goes away when `transition` is next attempted: that call and every one
     /// after fail until `setReachable(true)`.
     public func goDown(atNext transition: MediaTransition) { state.withLock { $0.goesDownAt = transition } }
+
+    private static func failIfTold(_ transition: MediaTransition, _ state: inout State) throws(StoreError) {
+        if state.goesDownAt == transition {
+            state.goesDownAt = nil
+            state.reachable = false
+        } else if state.failing != transition {
+            return
+        }
+        throw StoreError("in-memory store told to fail \(transition)")
+    }
 
     /// Makes every `apply` of `transition` fail as a database error would (nil: none).
     public func fail(_ transition: MediaTransition?) { state.withLock { $0.failing = transition } }
@@ -87,7 +97,7 @@ public final class InMemoryMediaStore: MediaStore {
         precondition(change.transition.allows(from: from), "\(change.transition) does not start from \(from)")
         let now = clock.epochSeconds
         return try locked { (state: inout State) throws(StoreError) -> Bool in
-            if state.failing == change.transition { throw StoreError("in-memory store told to fail \(change.transition)") }
+            try Self.failIfTold(change.transition, &state)
             guard var row = state.rows[id], row.record.state == from else { return false }
             row.record.state = change.transition.to
             row.updatedAt = now
@@ -113,10 +123,7 @@ public final class InMemoryMediaStore: MediaStore {
 
     public func deferScan(id: MediaID, now: Int, baseSeconds: Int) throws(StoreError) -> Int? {
         try locked { (state: inout State) throws(StoreError) -> Int? in
-            if state.failing == .deferScan || state.goesDownAt == .deferScan {
-                if state.goesDownAt == .deferScan { state.reachable = false }
-                throw StoreError("in-memory store told to fail deferScan")
-            }
+            try Self.failIfTold(.deferScan, &state)
             guard var row = state.rows[id], row.record.state == .scanning else { return nil }
             row.record.scanAttempts += 1
             row.record.nextScanAt = now + baseSeconds * (1 << min(row.record.scanAttempts - 1, 16))

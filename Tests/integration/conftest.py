@@ -26,6 +26,21 @@ class IntegrationStack(Stack):
         return requests.post(self.url("/users/me/avatar/upload"), json=body, headers={"Authorization": f"Bearer {token}"})
 
 
+def until_url_slot_free(attempt, status_and_text=lambda response: (response.status_code, response.text)):
+    """Runs `attempt` until it is not refused for a busy upload URL. One body per URL at a time:
+    right after a refused body on the same URL, nginx may still be draining it and answer 429
+    too_many_connections; like the page, wait and try again (a few hundred milliseconds at most)."""
+    import time
+
+    for _ in range(20):
+        result = attempt()
+        status, text = status_and_text(result)
+        if status != 429 or "too_many_connections" not in text:
+            return result
+        time.sleep(0.1)
+    return result
+
+
 def headers_only(stack, head, until):
     """Sends a request's head (no body byte) on a raw connection and reads until `until`
     appears in the answer; returns the final response's text (after any 100 Continue)."""

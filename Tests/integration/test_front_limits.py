@@ -17,7 +17,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import IntegrationStack, make_image
+from conftest import IntegrationStack, make_image, until_url_slot_free
 
 PER_IP = 3
 ALL_UPLOADS = 4
@@ -230,19 +230,16 @@ def test_no_log_holds_a_signature_or_token_and_refusals_carry_their_code(strict,
     parts = urllib.parse.urlsplit(url)
     target = f"{parts.path}?{parts.query}"
 
-    def send(method, headers, data=None, chunked=False):
-        # The URL's slot frees once nginx has seen the previous request's connection end; like
-        # the page, wait and try again while it answers too_many_connections.
-        for _ in range(20):
+    def send(method, headers, data=None, chunked=False, path=target):
+        def attempt():
             conn = http.client.HTTPConnection("127.0.0.1", strict.port, timeout=10, source_address=(fresh_address(), 0))
-            conn.request(method, target, body=data() if callable(data) else data, headers=headers, encode_chunked=chunked)
+            conn.request(method, path, body=data() if callable(data) else data, headers=headers, encode_chunked=chunked)
             reply = conn.getresponse()
             text = reply.read().decode()
             conn.close()
-            if reply.status != 429 or "too_many_connections" not in text:
-                return reply.status, text
-            time.sleep(0.25)
-        return reply.status, text
+            return reply.status, text
+        # The URL's slot frees once nginx has seen the previous request's connection end.
+        return until_url_slot_free(attempt, status_and_text=lambda result: result)
 
     # Refusals nginx makes before the URL is checked: a declared length over the cap, a
     # wrong method (with and without a body), then a chunked body over the cap (after the check).
@@ -254,18 +251,10 @@ def test_no_log_holds_a_signature_or_token_and_refusals_carry_their_code(strict,
     status, _ = send("PUT", {"Content-Type": "image/jpeg", "Transfer-Encoding": "chunked"},
                      lambda: iter([b"\0" * (1 << 20)] * 6), chunked=True)
     assert status == 413
-    time.sleep(1)     # nginx frees the URL's slot once it has drained and closed that connection
     # The worker's refusals: a tampered signature; then the upload itself, and its reuse.
     tampered = target[:-1] + ("0" if target[-1] != "0" else "1")
-    conn = http.client.HTTPConnection("127.0.0.1", strict.port, timeout=10, source_address=(fresh_address(), 0))
-    conn.request("PUT", tampered, body=body, headers={"Content-Type": "image/jpeg"})
-    assert conn.getresponse().status == 403
-    conn.close()
-    time.sleep(0.5)   # the URL's slot is free once nginx has the worker's end of that request
+    assert send("PUT", {"Content-Type": "image/jpeg"}, body, path=tampered)[0] == 403
     assert send("PUT", {"Content-Type": "image/jpeg"}, body)[0] == 200
-    # The client has its answer a moment before nginx has the worker's end of the request and
-    # frees the URL's slot.
-    time.sleep(0.5)
     assert send("PUT", {"Content-Type": "image/jpeg"}, body)[0] == 409
     # A token refused by a worker (another user's upload) and a presign body over the JSON limit.
     conn = http.client.HTTPConnection("127.0.0.1", strict.port, timeout=10, source_address=(fresh_address(), 0))

@@ -83,8 +83,7 @@ def test_systemd_units_verify_without_warnings(tmp_path):
     for name in sorted(os.listdir(units)):
         with open(os.path.join(units, name)) as f:
             text = f.read()
-        for script in ("cameo-pool", "cameo-jwks-refresh"):
-            text = text.replace(f"/usr/local/bin/{script}", os.path.join(ROOT, "deploy", script))
+        text = text.replace("/usr/local/bin/cameo-jwks-refresh", os.path.join(ROOT, "deploy", "cameo-jwks-refresh"))
         text = text.replace("/usr/local/bin/", release)
         target = tmp_path / name.replace("@.", "@fast.")
         target.write_text(text)
@@ -231,7 +230,8 @@ def test_the_debian_package_holds_the_install(tmp_path):
     version = subprocess.run([os.path.join(ROOT, ".build", "release", "cameoctl"), "--version"], capture_output=True, text=True).stdout.strip()
     assert os.path.basename(deb) == f"cameo_{version}_amd64.deb"
     listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True, check=True).stdout
-    for path in ("./usr/bin/cameo-fcgi", "./usr/bin/cameoctl", "./usr/lib/cameo/cameo-pool", "./lib/systemd/system/cameo-pool@.service",
+    for path in ("./usr/bin/cameo-fcgi", "./usr/bin/cameoctl", "./usr/lib/cameo/cameo-jwks-refresh", "./lib/systemd/system/cameo-pool@.socket",
+                 "./lib/systemd/system/cameo-pool@.service",
                  "./lib/systemd/system/cameo.target", "./usr/share/cameo/nginx/cameo.conf.in", "./etc/nginx/snippets/cameo-fastcgi.conf",
                  "./usr/share/cameo/sql/0005_callback_replays.sql", "./usr/share/cameo/www/index.html"):
         assert path in listing, path

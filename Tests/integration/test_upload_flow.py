@@ -7,19 +7,12 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import headers_only, make_image
+from conftest import headers_only, make_image, until_url_slot_free
 
 
 def put(url, body, content_type="image/jpeg", **kwargs):
-    """A PUT as the page sends it. One body per URL at a time: right after a refused PUT on the
-    same URL, nginx may still be draining that body and answer 429 too_many_connections; like
-    the page, wait and try again (a few hundred milliseconds at most)."""
-    for _ in range(20):
-        response = requests.put(url, data=body, headers={"Content-Type": content_type}, **kwargs)
-        if response.status_code != 429 or "too_many_connections" not in response.text:
-            return response
-        time.sleep(0.1)
-    return response
+    """A PUT as the page sends it, waiting while the URL's slot is busy (until_url_slot_free)."""
+    return until_url_slot_free(lambda: requests.put(url, data=body, headers={"Content-Type": content_type}, **kwargs))
 
 
 def assert_error(response, status, code):
