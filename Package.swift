@@ -14,6 +14,8 @@
 //   CameoCore     pure Swift: config, the error catalogue, JWT, SigV4 presigning, JSON
 //   MediaStore    the store seam: MediaStore protocol, records, the state machine's table
 //   MariaDBStore  MediaStore on MariaDB (Galera-safe), and the migrator
+//   CameoMetrics  the events workers and cameoctl report, and the datagram sink that sends them
+//   MetricsCollector  sums those events for cameo-metrics, rendered with swift-prometheus
 //   CameoService  routes, handlers, the upload pipeline, media files, maintenance; reaches the
 //                 database only through MediaStore and C only through the wrapper modules
 //
@@ -35,10 +37,12 @@ let package = Package(
     products: [
         .executable(name: "cameo-fcgi", targets: ["cameo-fcgi"]),
         .executable(name: "cameoctl", targets: ["cameoctl"]),
+        .executable(name: "cameo-metrics", targets: ["cameo-metrics"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         systemLibrary("CFastCGI", pkgConfig: "fcgi", apt: ["libfcgi-dev"]),
@@ -49,9 +53,10 @@ let package = Package(
         systemLibrary("CPNG", pkgConfig: "libpng", apt: ["libpng-dev"]),
         .target(name: "CSignals"),
         .target(name: "CJPEGShim", dependencies: ["CJPEG"]),
+        .target(name: "CSockDiag"),
 
         .target(
-            name: "CameoSystem", dependencies: [.product(name: "SystemPackage", package: "swift-system")], swiftSettings: swiftSettings),
+            name: "CameoSystem", dependencies: ["CSockDiag", .product(name: "SystemPackage", package: "swift-system")], swiftSettings: swiftSettings),
         .target(name: "FastCGI", dependencies: ["CFastCGI", "CSignals", "CameoSystem"], swiftSettings: swiftSettings),
         .target(name: "MariaDB", dependencies: ["CMariaDB"], swiftSettings: swiftSettings),
         .target(name: "CameoCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
@@ -63,34 +68,43 @@ let package = Package(
         .target(name: "CameoCore", dependencies: ["CameoCrypto", "CameoSystem"], swiftSettings: swiftSettings),
         .target(name: "Scanning", dependencies: ["CameoSystem"], swiftSettings: swiftSettings),
         .target(name: "MediaStore", dependencies: ["CameoCore"], swiftSettings: swiftSettings),
+        .target(name: "CameoMetrics", dependencies: ["CameoSystem"], swiftSettings: swiftSettings),
+        .target(
+            name: "MetricsCollector",
+            dependencies: ["CameoMetrics", "CameoSystem", .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: swiftSettings),
         .target(name: "MariaDBStore", dependencies: ["MediaStore", "CameoCore", "MariaDB"], swiftSettings: swiftSettings),
         .target(
             name: "CameoService",
-            dependencies: ["CameoCore", "CameoCrypto", "CameoSystem", "MediaStore", "Imaging", "Scanning"],
+            dependencies: ["CameoCore", "CameoCrypto", "CameoSystem", "CameoMetrics", "MediaStore", "Imaging", "Scanning"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
-            name: "cameo-fcgi", dependencies: ["CameoService", "CameoCore", "CameoSystem", "MariaDBStore", "MariaDB", "FastCGI"],
+            name: "cameo-fcgi", dependencies: ["CameoService", "CameoCore", "CameoSystem", "CameoMetrics", "MariaDBStore", "MariaDB", "FastCGI"],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "cameoctl",
             dependencies: [
-                "CameoService", "CameoCore", "CameoSystem", "MediaStore", "MariaDBStore", "MariaDB",
+                "CameoService", "CameoCore", "CameoSystem", "CameoMetrics", "MediaStore", "MariaDBStore", "MariaDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "cameo-metrics", dependencies: ["MetricsCollector", "CameoMetrics", "CameoCore", "CameoSystem", "FastCGI"],
+            swiftSettings: swiftSettings),
         .executableTarget(name: "cameo-imaging-bench", dependencies: ["Imaging", "CameoSystem"], swiftSettings: swiftSettings),
 
         .testTarget(name: "CameoCoreTests", dependencies: ["CameoCore", "CameoCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], swiftSettings: swiftSettings),
         .testTarget(name: "ScanningTests", dependencies: ["Scanning"], swiftSettings: swiftSettings),
+        .testTarget(name: "MetricsTests", dependencies: ["CameoMetrics", "MetricsCollector", "CameoSystem"], swiftSettings: swiftSettings),
         .target(
-            name: "CameoTesting", dependencies: ["MediaStore", "CameoCore", "CameoCrypto", "CameoSystem", "CameoService", "Scanning"],
+            name: "CameoTesting", dependencies: ["MediaStore", "CameoCore", "CameoCrypto", "CameoSystem", "CameoMetrics", "CameoService", "Scanning"],
             path: "Tests/CameoTesting",
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "CameoServiceTests", dependencies: ["CameoService", "CameoTesting", "MediaStore", "CameoCore", "CameoSystem", "Imaging", "Scanning"],
+            name: "CameoServiceTests", dependencies: ["CameoService", "CameoTesting", "MediaStore", "CameoCore", "CameoSystem", "CameoMetrics", "Imaging", "Scanning"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "MediaStoreTests", dependencies: ["MediaStore", "MariaDBStore", "MariaDB", "CameoTesting", "CameoCore", "CameoService", "CameoSystem"],

@@ -53,6 +53,7 @@ public struct Config: Sendable {
     public var rateLimits: RateLimits
     public var scanner: ScannerSettings
     public var front: FrontSettings
+    public var metrics: MetricsSettings
     /// Quarantine files and unused upload URLs older than this are swept (`cameoctl sweep`).
     public var abandonedAfterSeconds: Int
     /// A worker exits after this many requests and the pool starts a fresh one.
@@ -194,6 +195,20 @@ public struct Config: Sendable {
             connectionsPerIP: 32, concurrentUploads: 128, exemptLoopback: true, logDirectory: "/var/log/nginx")
     }
 
+    /// Prometheus metrics (`metrics.*`): workers and `cameoctl` report events to the host's one
+    /// collector, `cameo-metrics`, which nginx's `/metrics` location reaches.
+    public struct MetricsSettings: Sendable {
+        /// The collector's datagram socket (`metrics.events_socket`); nil when metrics are off
+        /// (`metrics.enabled = false`).
+        public var eventsSocket: String?
+        /// Who may scrape `/metrics` through nginx (`metrics.allow`): addresses or CIDR ranges.
+        public var allow: [String]
+
+        public static let defaultEventsSocket = "/run/cameo-metrics/events.sock"
+        public static let defaultAllow = ["127.0.0.1", "::1"]
+        public static let defaults = MetricsSettings(eventsSocket: defaultEventsSocket, allow: defaultAllow)
+    }
+
     /// Prefix of the environment variables that override file keys.
     public static let environmentPrefix = "CAMEO_"
     /// Config file read when `CAMEO_CONFIG` is not set.
@@ -219,6 +234,16 @@ public struct Config: Sendable {
             guard parts.count == 1 || parts[1].allSatisfy(\.isNumber) else { return false }
         }
         return ["127.0.0.1", "[::1]", "localhost"].contains(String(host))
+    }
+
+    /// An address or range as nginx's `allow` takes it (`10.0.0.0/8`, `::1`), and nothing an
+    /// nginx directive could be smuggled in with.
+    static func isAddressOrRange(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), !parts[0].isEmpty, parts[0].allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) else { return false }
+        guard parts[0].contains(".") || parts[0].contains(":") else { return false }
+        guard parts.count == 2 else { return true }
+        return Int(parts[1]).map { (0...128).contains($0) } ?? false
     }
 
     public static func environmentName(for key: String) -> String {
@@ -376,6 +401,13 @@ public struct Config: Sendable {
             throw ConfigError(key: "nginx.fastcgi_secret", problem: "is required; generate one with `cameoctl generate-secret`")
         }
         try SecretPolicy.check(front.fastCGISecret, key: "nginx.fastcgi_secret")
+        let eventsSocket = try reader.absolutePath("metrics.events_socket", default: MetricsSettings.defaultEventsSocket)
+        metrics = MetricsSettings(
+            eventsSocket: try reader.bool("metrics.enabled", default: true) ? eventsSocket : nil,
+            allow: reader.list("metrics.allow") ?? MetricsSettings.defaultAllow)
+        if let address = metrics.allow.first(where: { !Self.isAddressOrRange($0) }) {
+            throw ConfigError(key: "metrics.allow", problem: "`\(address)` is not an IPv4 or IPv6 address or CIDR range")
+        }
         abandonedAfterSeconds = try reader.int("purge.abandoned_after_seconds", default: 86_400, range: 60...31_536_000)
         maxRequestsPerWorker = try reader.int("worker.max_requests", default: 5000, range: 1...1_000_000)
         settingNames = reader.read

@@ -121,6 +121,8 @@ extension AppError {
         AppError(.staleTimestamp, "The callback's timestamp is more than \(maxSkewSeconds / 60) minutes off.", details: ["limit": .int(maxSkewSeconds)])
     }
     public static let forbidden = AppError(.forbidden, "This media belongs to another user.")
+    /// nginx refused a scrape of `/metrics` from an address `metrics.allow` does not list.
+    public static let metricsForbidden = AppError(.forbidden, "Metrics are only served to the addresses in metrics.allow.")
 
     public static let notFound = AppError(.notFound, "Not found.")
     public static let noAvatar = AppError(.noAvatar, "This user has no avatar.")

@@ -7,7 +7,7 @@
 public enum NginxConfig {
     /// The generated includes, by file name. None holds a secret: the FastCGI secret has its
     /// own include (`secretSnippet`), written readable by root only.
-    public static func snippets(limits: Config.Limits, front: Config.FrontSettings) -> [(name: String, text: String)] {
+    public static func snippets(limits: Config.Limits, front: Config.FrontSettings, metrics: Config.MetricsSettings) -> [(name: String, text: String)] {
         [
             ("cameo-http.conf", http(front: front)),
             ("cameo-server.conf", server(front: front)),
@@ -20,6 +20,7 @@ public enum NginxConfig {
             ),
             ("cameo-upload-limits.conf", uploadLimits(front: front)),
             ("cameo-quiet-errors.conf", quietErrors(front: front)),
+            ("cameo-metrics-access.conf", metricsAccess(metrics)),
         ]
     }
 
@@ -151,6 +152,12 @@ public enum NginxConfig {
             """
     }
 
+    /// Who may scrape `/metrics` (`metrics.allow`); everyone else gets 403 `forbidden`.
+    static func metricsAccess(_ metrics: Config.MetricsSettings) -> String {
+        header + "# Included in the /metrics location: the addresses of metrics.allow, and no one else.\n"
+            + metrics.allow.map { "allow \($0);\n" }.joined() + "deny all;\n"
+    }
+
     /// How much a multipart form may exceed its file's limit for headers and boundaries (the
     /// worker allows the same).
     public static let multipartFramingBytes = 64 * 1024
@@ -274,6 +281,13 @@ public enum NginxConfig {
             \(refusal)
                 set $cameo_refusal \(ErrorCode.methodNotAllowed.rawValue);
                 return 405 '\(json(.methodNotAllowed))';
+            }
+
+            # A scrape of /metrics from an address metrics.allow does not list.
+            location @cameo_forbidden {
+            \(refusal)
+                set $cameo_refusal \(ErrorCode.forbidden.rawValue);
+                return 403 '\(json(.metricsForbidden))';
             }
 
             # A worker pool down or too slow, or a failed auth subrequest.

@@ -1,4 +1,5 @@
 public import CameoCore
+public import CameoMetrics
 public import CameoSystem
 import Imaging
 public import MediaStore
@@ -151,9 +152,9 @@ public struct ScanRetrier: Sendable {
     }
 
     /// The retrier of a configuration: the pipeline and the scanner, nothing of the HTTP side.
-    public init(store: any MediaStore, config: Config, clock: any TimeSource = SystemClock()) {
+    public init(store: any MediaStore, config: Config, clock: any TimeSource = SystemClock(), metrics: any MetricsSink = NoMetrics()) {
         self.init(
-            store: store, pipeline: UploadPipeline(config: config, store: store, clock: clock), leaseSeconds: config.scanner.timeoutSeconds + 60,
+            store: store, pipeline: UploadPipeline(config: config, store: store, clock: clock, metrics: metrics), leaseSeconds: config.scanner.timeoutSeconds + 60,
             clock: clock)
     }
 

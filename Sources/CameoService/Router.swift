@@ -1,4 +1,5 @@
 public import CameoCore
+import CameoMetrics
 import CameoSystem
 import MediaStore
 
@@ -81,10 +82,12 @@ public struct Router: Sendable {
     let clock: any TimeSource
     /// For the 413 of a quarantined file over the limit.
     let maxUploadBytes: Int
+    /// Hears every answered request (`cameo_http_requests_total`).
+    let metrics: any MetricsSink
 
     /// Handles one request. Never throws: every failure becomes a JSON error response.
     public func respond(to request: HTTPRequest) -> HTTPResponse {
-        let started = clock.monotonicMilliseconds
+        let started = clock.monotonicNanoseconds
         let route = Route(request)
         // The auth_request checks answer in their own envelope, even for a path they cannot read.
         let isUploadCheck = request.documentURI == Route.verifyUploadLocation || request.documentURI == Route.verifyTokenLocation
@@ -107,8 +110,9 @@ public struct Router: Sendable {
             response = .error(refusal, requestID: request.requestID)
             if isUploadCheck { response = VerifyUploadHandler.denial(refusal, requestID: request.requestID) }
         }
-        Log.request(request, route: route, status: response.status, milliseconds: clock.monotonicMilliseconds - started, code: refusalCode,
-            error: logged)
+        let nanoseconds = clock.monotonicNanoseconds - started
+        Log.request(request, route: route, status: response.status, milliseconds: nanoseconds / 1_000_000, code: refusalCode, error: logged)
+        metrics.record(.request(route: route?.metricName ?? "none", status: response.status, seconds: Double(nanoseconds) / 1e9))
         return response
     }
 
@@ -149,7 +153,7 @@ public struct Router: Sendable {
 /// carry signatures) are never logged.
 enum Log {
     static func request(_ request: HTTPRequest, route: Route?, status: Int, milliseconds: Int, code: ErrorCode?, error: String?) {
-        var line = "level=\(status >= 500 ? "error" : "info") request_id=\(request.requestID) route=\(route.map(name) ?? "none")"
+        var line = "level=\(status >= 500 ? "error" : "info") request_id=\(request.requestID) route=\(route?.metricName ?? "none")"
         line += " method=\(request.method) path=\(request.path) status=\(status) ms=\(milliseconds) pid=\(SystemProcess.id)"
         if let code { line += " code=\(code.rawValue)" }
         if let error { line += " error=\(quoted(error))" }
@@ -161,9 +165,12 @@ enum Log {
     static func quoted(_ text: String) -> String {
         "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: " ") + "\""
     }
+}
 
-    private static func name(_ route: Route) -> String {
-        switch route {
+extension Route {
+    /// The route's name in log lines and metric labels.
+    public var metricName: String {
+        switch self {
         case .presign: "presign"
         case .verifyUpload: "verify_upload"
         case .verifyToken: "verify_token"

@@ -1,6 +1,7 @@
 public import CameoCore
 public import CameoSystem
 import Imaging
+public import CameoMetrics
 public import MediaStore
 
 /// A worker's service, built once at start from the validated config and the store: the
@@ -15,14 +16,16 @@ public struct Service: Sendable {
     /// Tells requests that came through nginx from any other caller of the sockets.
     public let gate: FrontGate
 
-    /// `scanner` replaces the configured one (tests); `hooks` are the pipeline's test seams.
+    /// `scanner` replaces the configured one (tests); `hooks` are the pipeline's test seams;
+    /// `metrics` hears every request, scan and final state.
     public init(
         config: Config, store: any MediaStore, clock: any TimeSource = SystemClock(), scanner: (any VirusScanner)? = nil,
-        hooks: PipelineHooks = PipelineHooks()
+        hooks: PipelineHooks = PipelineHooks(), metrics: any MetricsSink = NoMetrics()
     ) throws {
         let (configuredScanner, links) = configuredScanner(config, clock: clock)
         let scanner = scanner ?? configuredScanner
-        let pipeline = UploadPipeline(config: config, store: store, clock: clock, scanner: scanner, hooks: hooks)
+        let store = MeteredStore(store, metrics: metrics)
+        let pipeline = UploadPipeline(config: config, store: store, clock: clock, scanner: scanner, hooks: hooks, metrics: metrics)
         self.pipeline = pipeline
         let root = pipeline.root
         let files = pipeline.files
@@ -51,7 +54,7 @@ public struct Service: Sendable {
                 (ScanCallbackHandler(links: $0, store: store, pipeline: pipeline, clock: clock), QuarantineDownloadHandler(links: $0, store: store, root: root, maxBytes: config.limits.maxUploadBytes, clock: clock))
             },
             health: HealthHandler(store: store, root: root, scanner: scanner),
-            clock: clock, maxUploadBytes: config.limits.maxUploadBytes)
+            clock: clock, maxUploadBytes: config.limits.maxUploadBytes, metrics: metrics)
     }
 }
 
@@ -59,7 +62,7 @@ extension UploadPipeline {
     /// The pipeline of a configuration. `scanner` replaces the configured one (tests).
     public init(
         config: Config, store: any MediaStore, clock: any TimeSource = SystemClock(), scanner: (any VirusScanner)? = nil,
-        hooks: PipelineHooks = PipelineHooks()
+        hooks: PipelineHooks = PipelineHooks(), metrics: any MetricsSink = NoMetrics()
     ) {
         let root = MediaRoot(config.mediaRoot)
         self.init(
@@ -68,6 +71,6 @@ extension UploadPipeline {
             renderer: AvatarRenderer(
                 limits: ImageLimits(maxSide: config.limits.maxSide, maxPixels: config.limits.maxPixels), sizes: config.output.sizes,
                 quality: Float(config.output.webpQuality)),
-            policy: UploadPolicy(config), clock: clock, hooks: hooks)
+            policy: UploadPolicy(config), clock: clock, hooks: hooks, metrics: metrics)
     }
 }

@@ -1,5 +1,6 @@
 public import CameoCore
 import CameoCrypto
+import CameoMetrics
 public import CameoSystem
 public import Imaging
 public import MediaStore
@@ -103,6 +104,8 @@ public struct UploadPipeline: Sendable {
     let policy: UploadPolicy
     let clock: any TimeSource
     let hooks: PipelineHooks
+    /// Where scan durations are reported (the store reports final states).
+    var metrics: any MetricsSink = NoMetrics()
 
     public func advance(_ record: MediaRecord, with input: PipelineInput) throws -> PipelineOutcome {
         switch (input, record.state) {
@@ -197,7 +200,14 @@ public struct UploadPipeline: Sendable {
         default:
             do {
                 verdict = try scanner.scan(data, mediaID: media.id.rawValue)
+                let seconds = Double(clock.monotonicMilliseconds - started) / 1000
+                switch verdict {
+                case .clean?: metrics.record(.scan(verdict: "clean", seconds: seconds))
+                case .infected?: metrics.record(.scan(verdict: "infected", seconds: seconds))
+                case nil: break  // announced to the external scanner; its verdict comes later
+                }
             } catch {
+                metrics.record(.scan(verdict: "error", seconds: Double(clock.monotonicMilliseconds - started) / 1000))
                 // Fail closed: no verdict means not published. The retrier tries again later.
                 Log.message("scan of \(media.id) deferred: \(error)")
                 return try deferScan(&media, lost: lost)

@@ -18,19 +18,12 @@ public final class StreamSocket {
     /// Connects to a unix socket at `path` (`socket(AF_UNIX)`, `connect`).
     public static func connect(unixPath path: String, timeoutSeconds: Int) throws(SystemError) -> StreamSocket {
         let fd = try makeSocket(family: AF_UNIX, type: Int32(SOCK_STREAM.rawValue), protocol: 0, peer: path, timeoutSeconds: timeoutSeconds)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        let status: Int32
+        do {
+            status = try withUnixAddress(path, operation: "connect") { Glibc.connect(fd, $0, $1) }
+        } catch {
             close(fd)
-            throw SystemError(operation: "connect", path: path, errno: .fileNameTooLong)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            throw error
         }
         guard status == 0 else {
             let error = SystemError(operation: "connect", path: path, errno: .last)

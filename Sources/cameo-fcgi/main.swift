@@ -5,6 +5,7 @@
 // This file is the composition root: it reads the config, opens the MariaDB store, builds the
 // service, and feeds it one request at a time.
 import CameoCore
+import CameoMetrics
 import CameoService
 import CameoSystem
 import FastCGI
@@ -31,11 +32,18 @@ do {
     fail(error.description, code: ConfigError.exitStatus)  // EX_CONFIG: systemd and multiwatch should not spin on this
 }
 
+// The pool is the name of the socket this worker accepts on (`/run/cameo/heavy.sock` → heavy).
+let poolSocket = SocketInspection.boundPath(fd: 0)
+let metrics: any MetricsSink = config.metrics.eventsSocket.flatMap { path in
+    try? DatagramMetricsSink(path: path, pool: poolSocket.map(DatagramMetricsSink.poolName) ?? "other")
+} ?? NoMetrics()
+if let poolSocket { metrics.record(.workerStarted(socket: poolSocket)) }
+
 Connection.initializeLibrary()
 let service: Service
 let server: FastCGIServer
 do {
-    service = try Service(config: config, store: MariaDBMediaStore(config.database))
+    service = try Service(config: config, store: MariaDBMediaStore(config.database), metrics: metrics)
     server = try FastCGIServer()
 } catch let error as ConfigError {
     fail(error.description, code: ConfigError.exitStatus)  // the token key named in the config cannot be read
@@ -47,9 +55,11 @@ FastCGIServer.installGracefulStop()
 var served = 0
 while served < config.maxRequestsPerWorker && !FastCGIServer.stopRequested {
     let accepted = server.acceptNext { fcgi in
+        metrics.record(.busy)
         // Not from our nginx site (another process of nginx's user on the socket): no answer.
         guard service.gate.admits(fcgi.parameters) else {
             SystemProcess.writeError("level=warn msg=\"refused a request without nginx's FastCGI secret\" pid=\(SystemProcess.id)")
+            metrics.record(.request(route: "refused", status: 403, seconds: 0))  // not busy any more
             return
         }
         // The body stream can only be read while the FastCGI request is open, so it is read

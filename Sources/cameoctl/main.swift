@@ -2,6 +2,7 @@
 // so what it checks or mints is what the running stack accepts.
 import ArgumentParser
 import CameoCore
+import CameoMetrics
 import CameoService
 import CameoSystem
 import MariaDB
@@ -33,6 +34,16 @@ func loadConfig() throws -> Config {
 func configFailure(_ error: ConfigError) -> ExitCode {
     SystemProcess.writeError("cameoctl: \(error.description)")
     return ExitCode(ConfigError.exitStatus)
+}
+
+/// The store of a command that moves uploads (sweep, scan retries, rescans, takedowns): every
+/// final state it causes reaches the metrics collector, labelled `ctl`.
+func openMeteredStore(_ config: Config) -> MeteredStore {
+    MeteredStore(openStore(config), metrics: commandMetrics(config))
+}
+
+func commandMetrics(_ config: Config) -> any MetricsSink {
+    config.metrics.eventsSocket.flatMap { try? DatagramMetricsSink(path: $0, pool: "ctl") } ?? NoMetrics()
 }
 
 /// The store of the configured database; each command opens only what it uses.
@@ -138,17 +149,19 @@ struct RenderNginx: ParsableCommand {
     func run() throws {
         var limits = Config.Limits.defaults
         var front = Config.FrontSettings.defaults
+        var metrics = Config.MetricsSettings.defaults
         var mediaRoot = "/var/lib/cameo/media"
         var publicBaseURL = "https://avatars.example.com"
         if !defaults {
             let config = try loadConfig()
             limits = config.limits
             front = config.front
+            metrics = config.metrics
             mediaRoot = config.mediaRoot
             publicBaseURL = config.publicBaseURL
         }
         try FileSystem.makeDirectory(output)
-        for (name, text) in NginxConfig.snippets(limits: limits, front: front) { try replaceFile(output + "/" + name, with: text) }
+        for (name, text) in NginxConfig.snippets(limits: limits, front: front, metrics: metrics) { try replaceFile(output + "/" + name, with: text) }
         // Root-only: nginx reads it as root at start and reload, before dropping privileges.
         if let secret = NginxConfig.secretSnippet(front: front) { try replaceFile(output + "/" + NginxConfig.secretSnippetName, with: secret, mode: 0o600) }
         guard let site else { return }
@@ -280,7 +293,7 @@ struct ScanRetry: ParsableCommand {
 
     func run() throws {
         let config = try loadConfig()
-        let retrier = ScanRetrier(store: openStore(config), config: config)
+        let retrier = ScanRetrier(store: openMeteredStore(config), config: config, metrics: commandMetrics(config))
         repeat {
             do {
                 let tried = try retrier.retryDue()
@@ -299,7 +312,7 @@ struct Sweep: ParsableCommand {
         abstract: "Remove abandoned quarantine files and expire unused upload URLs (purge.abandoned_after_seconds).")
     func run() throws {
         let config = try loadConfig()
-        let report = try Sweeper(store: openStore(config), config: config).sweep()
+        let report = try Sweeper(store: openMeteredStore(config), config: config).sweep()
         print("expired \(report.expiredUploads) unused upload(s); removed \(report.removedFiles.count) file(s); rejected \(report.abandonedUploads) abandoned upload(s)")
         for path in report.removedFiles { print("  removed \(path)") }
         for user in report.unsettled { printError("sweep: the avatar files of \(user) could not be settled (see the log); next sweep tries again") }

@@ -14,7 +14,7 @@ import Testing
     }
 
     @Test func theShippedIncludesAreTheRenderOfTheDefaults() throws {
-        for (name, text) in NginxConfig.snippets(limits: .defaults, front: .defaults) {
+        for (name, text) in NginxConfig.snippets(limits: .defaults, front: .defaults, metrics: .defaults) {
             #expect(try Self.read("nginx/generated/" + name) == text, "nginx/generated/\(name) differs: run `cameoctl render-nginx --defaults --output nginx/generated`")
         }
     }
@@ -22,7 +22,7 @@ import Testing
     @Test func theIncludesFollowTheLimits() {
         var limits = Config.Limits.defaults
         limits.maxUploadBytes = 8_000_000
-        let snippets = Dictionary(uniqueKeysWithValues: NginxConfig.snippets(limits: limits, front: .defaults).map { ($0.name, $0.text) })
+        let snippets = Dictionary(uniqueKeysWithValues: NginxConfig.snippets(limits: limits, front: .defaults, metrics: .defaults).map { ($0.name, $0.text) })
         #expect(snippets["cameo-upload-body.conf"]?.contains("client_max_body_size 8000000;") == true)
         #expect(snippets["cameo-form-body.conf"]?.contains("client_max_body_size \(8_000_000 + 65_536);") == true)
         #expect(snippets["cameo-errors.conf"]?.contains(#""code":"too_large","message":"The upload is larger than 8000000 bytes.","limit":8000000"#) == true)
@@ -47,12 +47,12 @@ import Testing
 
     @Test func theFrontSettingsRenderIntoTheIncludes() {
         var front = Config.FrontSettings.defaults
-        let exempt = Dictionary(uniqueKeysWithValues: NginxConfig.snippets(limits: .defaults, front: front).map { ($0.name, $0.text) })
+        let exempt = Dictionary(uniqueKeysWithValues: NginxConfig.snippets(limits: .defaults, front: front, metrics: .defaults).map { ($0.name, $0.text) })
         #expect(exempt["cameo-http.conf"]?.contains("127.0.0.0/8  1;") == true)
         front.exemptLoopback = false
         front.bodyTimeoutSeconds = 7
         front.connectionsPerIP = 3
-        let strict = Dictionary(uniqueKeysWithValues: NginxConfig.snippets(limits: .defaults, front: front).map { ($0.name, $0.text) })
+        let strict = Dictionary(uniqueKeysWithValues: NginxConfig.snippets(limits: .defaults, front: front, metrics: .defaults).map { ($0.name, $0.text) })
         #expect(strict["cameo-http.conf"]?.contains("127.0.0.0/8") == false)
         #expect(strict["cameo-server.conf"]?.contains("client_body_timeout 7s;") == true)
         #expect(strict["cameo-upload-limits.conf"]?.contains("limit_conn cameo_connections 3;") == true)
@@ -61,7 +61,7 @@ import Testing
         #expect(NginxConfig.secretSnippet(front: .defaults) == nil)
         front.fastCGISecret = "9c4e1b7a2f0d83e56b1c94a7e2d05f3b"
         #expect(NginxConfig.secretSnippet(front: front)?.contains("fastcgi_param CAMEO_FRONT_SECRET \"9c4e1b7a2f0d83e56b1c94a7e2d05f3b\";") == true)
-        #expect(!NginxConfig.snippets(limits: .defaults, front: front).contains { $0.text.contains(front.fastCGISecret) })
+        #expect(!NginxConfig.snippets(limits: .defaults, front: front, metrics: .defaults).contains { $0.text.contains(front.fastCGISecret) })
     }
 
     /// A location that set a fastcgi_param of its own would inherit none of the server's, the

@@ -1,9 +1,11 @@
 import CameoCore
+import CameoMetrics
 import CameoService
 import CameoSystem
 import CameoTesting
 import Foundation
 import MediaStore
+import Synchronization
 import Testing
 
 /// The upload pipeline through the real router and handlers, in process, on the in-memory
@@ -464,5 +466,51 @@ final class Box<Value>: @unchecked Sendable {
         let id = MediaID(try ServiceHarness.json(presigned)["media_id"] as? String ?? "")!
         try #require(harness.store as? InMemoryMediaStore).backdate(id, by: 2 * 86_400)
         #expect(try Sweeper(store: harness.store, config: config, clock: harness.clock).sweep().expiredUploads == 1)
+    }
+}
+
+/// Every final state reaches the metrics once, whichever process causes it; a guarded change
+/// that did not happen reports nothing.
+@Suite struct MeteredStoreTests {
+    final class Recorder: MetricsSink, @unchecked Sendable {
+        let events = Mutex<[MetricEvent]>([])
+        func record(_ event: MetricEvent) { events.withLock { $0.append(event) } }
+    }
+
+    func pending(_ store: any MediaStore, clock: ManualClock) throws -> MediaID {
+        let id = MediaID.random()
+        let upload = NewUpload(id: id, userID: "alice", declaredType: "image/png", declaredBytes: 10, expiresAt: clock.epochSeconds + 300, crop: nil)
+        #expect(try store.createUpload(upload, unlessRevoked: nil, perMinute: 100) == .created)
+        return id
+    }
+
+    @Test func rejectionsAndExpiriesAreCountedOnceWithTheirReason() throws {
+        let clock = ManualClock()
+        let recorder = Recorder()
+        let store = MeteredStore(InMemoryMediaStore(clock: clock), metrics: recorder)
+        let rejected = try pending(store, clock: clock)
+        #expect(try store.apply(.claim(bytes: 10), to: rejected, from: .pendingUpload))
+        #expect(try store.apply(.reject(.corrupt), to: rejected, from: .received))
+        #expect(try !store.apply(.reject(.corrupt), to: rejected, from: .received))  // lost: no second count
+        _ = try pending(store, clock: clock)
+        _ = try pending(store, clock: clock)
+        clock.advance(seconds: 3600)
+        #expect(try store.expireUnused(createdBefore: clock.epochSeconds - 60) == 2)
+        #expect(try store.expireUnused(createdBefore: clock.epochSeconds - 60) == 0)
+        #expect(recorder.events.withLock { $0 } == [
+            .finished(state: "rejected", reason: "corrupt", count: 1), .finished(state: "expired", reason: nil, count: 2),
+        ])
+    }
+
+    @Test func aPublishedUploadReportsItsProcessingTimeAndReady() throws {
+        let recorder = Recorder()
+        let harness = try ServiceHarness(metrics: recorder)
+        let (_, response) = try harness.upload("alice", TestImages.png(width: 96, height: 64))
+        #expect(response.status == 200)
+        let events = recorder.events.withLock { $0 }
+        #expect(events.contains(.finished(state: "ready", reason: nil, count: 1)))
+        #expect(events.contains { if case .processing = $0 { true } else { false } })
+        #expect(events.contains { if case .scan(verdict: "clean", _) = $0 { true } else { false } })
+        #expect(events.contains { if case .request(route: "upload", status: 200, _) = $0 { true } else { false } })
     }
 }

@@ -1,4 +1,5 @@
 public import CameoCore
+public import CameoMetrics
 public import CameoService
 public import CameoSystem
 import CameoCrypto
@@ -21,7 +22,8 @@ public final class ServiceHarness {
     /// `settings` override config keys (`scanner.mode`, `scanner.max_attempts`, ...).
     public init(
         settings: [String: String] = [:], store: (any MediaStore)? = nil, scanner: ScriptedScanner = ScriptedScanner(),
-        clock: ManualClock = ManualClock(), mediaRoot: String? = nil, hooks: PipelineHooks = PipelineHooks()
+        clock: ManualClock = ManualClock(), mediaRoot: String? = nil, hooks: PipelineHooks = PipelineHooks(),
+        metrics: any MetricsSink = NoMetrics()
     ) throws {
         self.clock = clock
         self.scanner = scanner
@@ -36,7 +38,7 @@ public final class ServiceHarness {
         values.merge(settings) { _, new in new }
         config = try Config(values: values, environment: [:])
         self.store = store ?? InMemoryMediaStore(clock: clock)
-        service = try Service(config: config, store: self.store, clock: clock, scanner: scanner, hooks: hooks)
+        service = try Service(config: config, store: self.store, clock: clock, scanner: scanner, hooks: hooks, metrics: metrics)
         ownsRoot = mediaRoot == nil
     }
 
