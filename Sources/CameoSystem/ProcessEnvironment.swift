@@ -31,6 +31,9 @@ public enum SystemProcess {
     /// Sleeps for whole seconds (`sleep(3)`).
     public static func sleep(seconds: Int) { _ = Glibc.sleep(UInt32(max(0, seconds))) }
 
+    /// Asks the parent process (the pool's supervisor) to stop gracefully (`SIGTERM`).
+    public static func terminateParent() { _ = kill(getppid(), SIGTERM) }
+
     /// Ends the process with `code` (`exit(3)`).
     public static func exit(_ code: Int32) -> Never { Glibc.exit(code) }
 }

@@ -12,8 +12,18 @@ import FastCGI
 import MariaDB
 import MariaDBStore
 
+/// `--stop-pool-on-config-error` (the systemd unit passes it): a worker started by multiwatch
+/// after the config was broken (edited without a reload, a key file gone) would otherwise fail
+/// and be respawned forever while systemd shows the pool running. Instead it stops the whole
+/// pool, and the unit's restart runs `check-config`, which fails the unit after three tries.
+let stopsPoolOnConfigError = CommandLine.arguments.dropFirst().contains("--stop-pool-on-config-error")
+
 func fail(_ message: String, code: Int32) -> Never {
     SystemProcess.writeError("cameo-fcgi: \(message)")
+    if code == ConfigError.exitStatus && stopsPoolOnConfigError {
+        SystemProcess.writeError("cameo-fcgi: stopping the pool: its workers cannot start with this configuration")
+        SystemProcess.terminateParent()
+    }
     // The supervisor restarts exited workers at once; pausing keeps a worker that cannot
     // start from spinning a core.
     SystemProcess.sleep(seconds: 1)
