@@ -56,6 +56,13 @@ public struct Config: Sendable {
     public var metrics: MetricsSettings
     /// Quarantine files and unused upload URLs older than this are swept (`cameoctl sweep`).
     public var abandonedAfterSeconds: Int
+    /// How long rows are kept (`retention.*`, days): finished uploads other than a current
+    /// avatar, and analytics events. `cameoctl prune` (the hourly sweep) deletes older ones.
+    public var retention: Retention
+    public struct Retention: Sendable {
+        public var uploadDays: Int
+        public var analyticsDays: Int
+    }
     /// A worker exits after this many requests and the pool starts a fresh one.
     public var maxRequestsPerWorker: Int
     /// Every setting there is, as this build reads them (the README's table and the example
@@ -409,6 +416,9 @@ public struct Config: Sendable {
             throw ConfigError(key: "metrics.allow", problem: "`\(address)` is not an IPv4 or IPv6 address or CIDR range")
         }
         abandonedAfterSeconds = try reader.int("purge.abandoned_after_seconds", default: 86_400, range: 60...31_536_000)
+        retention = Retention(
+            uploadDays: try reader.int("retention.upload_days", default: 90, range: 1...3650),
+            analyticsDays: try reader.int("retention.analytics_days", default: 365, range: 1...3650))
         maxRequestsPerWorker = try reader.int("worker.max_requests", default: 5000, range: 1...1_000_000)
         settingNames = reader.read
         try reader.refuseUnknown(source: source)

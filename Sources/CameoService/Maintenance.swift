@@ -198,3 +198,67 @@ public struct Takedown: Sendable {
         return removed
     }
 }
+
+/// `cameoctl erase USER`: everything Cameo holds about a user, for an erasure request. The
+/// avatar goes as in a takedown (pointer, then files), then every row about the user, then the
+/// quarantine files of their uploads and their folder. One log line says it happened; the
+/// user id in it is what the request was about.
+public struct Erasure: Sendable {
+    let store: any MediaStore
+    let files: AvatarFiles
+    let root: MediaRoot
+
+    public init(store: any MediaStore, config: Config) {
+        self.store = store
+        root = MediaRoot(config.mediaRoot)
+        files = AvatarFiles(root: root, store: store)
+    }
+
+    public struct Report: Sendable {
+        public var avatar: AvatarPointer?
+        public var uploads = 0
+    }
+
+    public func run(userID: String) throws -> Report {
+        var report = Report()
+        report.avatar = try store.deleteAvatar(userID: userID)
+        try files.settle(userID: userID, prune: .all)
+        let uploads = try store.eraseUser(userID)
+        report.uploads = uploads.count
+        for id in uploads { FileSystem.remove(root.quarantined(id)) }
+        _ = FileSystem.removeDirectory(root.userFolder(userID))
+        Log.message("erased \(userID) on request: \(report.uploads) upload record(s) and the avatar files")
+        return report
+    }
+}
+
+/// `cameoctl prune`: retention. Finished uploads (except current avatars) older than
+/// `retention.upload_days` and analytics events older than `retention.analytics_days` are
+/// deleted, a thousand rows at a time.
+public struct Pruner: Sendable {
+    let store: any MediaStore
+    let retention: Config.Retention
+    let clock: any TimeSource
+
+    public init(store: any MediaStore, config: Config, clock: any TimeSource = SystemClock()) {
+        self.store = store
+        retention = config.retention
+        self.clock = clock
+    }
+
+    static let batch = 1000
+
+    public func prune() throws -> (uploads: Int, analytics: Int) {
+        let day = 86_400
+        let now = clock.epochSeconds
+        var uploads = 0
+        var analytics = 0
+        while case let pruned = try store.pruneFinished(untouchedSince: now - retention.uploadDays * day, limit: Self.batch), pruned > 0 {
+            uploads += pruned
+        }
+        while case let pruned = try store.pruneAnalytics(before: now - retention.analyticsDays * day, limit: Self.batch), pruned > 0 {
+            analytics += pruned
+        }
+        return (uploads, analytics)
+    }
+}

@@ -82,5 +82,10 @@ public struct MeteredStore: MediaStore {
         try base.unanswered(untouchedSince: cutoff, limit: limit)
     }
     public func purgeBookkeeping(now: Int) throws(StoreError) { try base.purgeBookkeeping(now: now) }
+    public func eraseUser(_ userID: String) throws(StoreError) -> [MediaID] { try base.eraseUser(userID) }
+    public func pruneFinished(untouchedSince cutoff: Int, limit: Int) throws(StoreError) -> Int {
+        try base.pruneFinished(untouchedSince: cutoff, limit: limit)
+    }
+    public func pruneAnalytics(before cutoff: Int, limit: Int) throws(StoreError) -> Int { try base.pruneAnalytics(before: cutoff, limit: limit) }
     public func isReachable() -> Bool { base.isReachable() }
 }

@@ -18,6 +18,13 @@ public enum SystemProcess {
         return values
     }
 
+    /// This host's name (`gethostname`), for naming this process to others (a lock's holder).
+    public static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown-host" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The process id (`getpid`).
     public static var id: Int { Int(getpid()) }
 

@@ -25,7 +25,7 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
     }
 
     /// The server rolled the statement back (ER_LOCK_DEADLOCK 1213, ER_LOCK_WAIT_TIMEOUT 1205).
-    var isRolledBack: Bool {
+    public var isRolledBack: Bool {
         if case .server(let code, _, _) = self { return code == 1213 || code == 1205 }
         return false
     }

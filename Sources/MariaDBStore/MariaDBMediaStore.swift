@@ -364,6 +364,40 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
         }
     }
 
+    // MARK: Retention and erasure
+
+    public func eraseUser(_ userID: String) throws(StoreError) -> [MediaID] {
+        try storing {
+            try db.transaction {
+                let ids = try db.query("SELECT id FROM media_files WHERE user_id = ?", [.text(userID)]).compactMap { $0.string("id").flatMap(MediaID.init) }
+                for table in ["analytics_events", "rate_limit_hits", "user_avatars", "media_files"] {
+                    // The table names are ours; the user id is bound.
+                    try db.execute("DELETE FROM \(table) WHERE user_id = ?", [.text(userID)])
+                }
+                return ids
+            }
+        }
+    }
+
+    public func pruneFinished(untouchedSince cutoff: Int, limit: Int) throws(StoreError) -> Int {
+        let finished = MediaState.allCases.filter(\.isFinal)
+        return try storing {
+            // In batches (`limit`): one small write set at a time replicates well on Galera.
+            try db.execute(
+                """
+                DELETE FROM media_files
+                WHERE state IN (\(Array(repeating: "?", count: finished.count).joined(separator: ", "))) AND updated_at < FROM_UNIXTIME(?)
+                  AND id NOT IN (SELECT media_id FROM user_avatars)
+                LIMIT ?
+                """,
+                finished.map { .state($0) } + [.int(cutoff), .int(limit)])
+        }
+    }
+
+    public func pruneAnalytics(before cutoff: Int, limit: Int) throws(StoreError) -> Int {
+        try storing { try db.execute("DELETE FROM analytics_events WHERE created_at < FROM_UNIXTIME(?) LIMIT ?", [.int(cutoff), .int(limit)]) }
+    }
+
     public func isReachable() -> Bool { db.ping() }
 
     // MARK: Rows

@@ -90,6 +90,20 @@ public protocol MediaStore: Sendable {
     /// and rate-limit hits older than an hour.
     func purgeBookkeeping(now: Int) throws(StoreError)
 
+    // MARK: Retention and erasure
+
+    /// Every row about `userID` (uploads, the avatar pointer, analytics events, rate-limit hits)
+    /// in one transaction, for an erasure request; returns the uploads' ids, whose quarantine
+    /// files are the caller's to remove.
+    func eraseUser(_ userID: String) throws(StoreError) -> [MediaID]
+
+    /// Deletes at most `limit` finished uploads (`ready`, `rejected`, `expired`) untouched since
+    /// `cutoff` (epoch seconds), never one that is a user's current avatar; returns how many.
+    func pruneFinished(untouchedSince cutoff: Int, limit: Int) throws(StoreError) -> Int
+
+    /// Deletes at most `limit` analytics events recorded before `cutoff`; returns how many.
+    func pruneAnalytics(before cutoff: Int, limit: Int) throws(StoreError) -> Int
+
     /// True when the store answers (for `/health/avatar`).
     func isReachable() -> Bool
 }

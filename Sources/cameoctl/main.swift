@@ -17,7 +17,7 @@ struct CameoCtl: ParsableCommand {
         version: CameoVersion.current,
         subcommands: [
             Migrate.self, CheckConfig.self, InitConfig.self, GenerateSecret.self, RenderNginx.self, Token.self, Revoke.self, ShowMedia.self,
-            SignURL.self, ScanRetry.self, Sweep.self, Rescan.self, JWKSCommand.self, Stuck.self, Takedown.self,
+            SignURL.self, ScanRetry.self, Sweep.self, Rescan.self, JWKSCommand.self, Stuck.self, Takedown.self, Erase.self, Prune.self,
         ])
 }
 
@@ -53,13 +53,33 @@ func openStore(_ config: Config) -> MariaDBMediaStore {
 }
 
 struct Migrate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Apply the SQL migrations that are not applied yet.")
-    @Option(help: "Folder of the migration files.") var directory = "sql"
+    static let configuration = CommandConfiguration(
+        abstract: "Apply the SQL migrations that are not applied yet.",
+        discussion: """
+            Safe to run on every host of an upgrade at once: the files are applied under a lock \
+            in the database that holds across hosts and Galera nodes; a second run waits for it \
+            (--wait) and then finds nothing left to do. --status lists each file, applied or \
+            pending, and exits 2 while any is pending.
+            """)
+    @Option(help: "Folder of the migration files.") var directory = "/usr/share/cameo/sql"
+    @Flag(help: "Only show what is applied and what is pending.") var status = false
+    @Option(help: "Seconds to wait for another host's migration to finish.") var wait = 120
 
     func run() throws {
         let config = try loadConfig()
         Connection.initializeLibrary()
-        let applied = try Migrator(db: Connection(options: ConnectOptions(config.database)), directory: directory).migrate()
+        let migrator = Migrator(db: Connection(options: ConnectOptions(config.database)), directory: directory)
+        if status {
+            let report = try migrator.status()
+            for (version, at) in report.applied { print("applied  \(version)  \(at)") }
+            for version in report.pending { print("pending  \(version)") }
+            for version in report.unknown { print("unknown  \(version)  (applied, but no file here: the database is newer than this release)") }
+            if let lock = report.lockHolder { print("locked by \(lock.holder) until \(lock.until) UTC") }
+            print(report.pending.isEmpty ? "schema is up to date" : "\(report.pending.count) pending")
+            if !report.pending.isEmpty { throw ExitCode(2) }
+            return
+        }
+        let applied = try migrator.migrate(holder: "\(SystemProcess.hostName):\(SystemProcess.id)", waitSeconds: wait)
         print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
     }
 }
@@ -251,14 +271,52 @@ struct Takedown: ParsableCommand {
     @Argument(help: "The user id.") var user: String
     @Option(help: "Why, for the log line (a ticket, a complaint).") var reason: String
 
+    func validate() throws { try requireUserID(user) }
+
     func run() throws {
         let config = try loadConfig()
-        guard let removed = try CameoService.Takedown(store: openStore(config), config: config).run(userID: user, reason: reason) else {
+        guard let removed = try CameoService.Takedown(store: openMeteredStore(config), config: config).run(userID: user, reason: reason) else {
             SystemProcess.writeError("cameoctl: \(user) has no avatar")
             throw ExitCode(1)
         }
         print("took down \(user)'s avatar \(removed.mediaID) (version \(removed.version))")
     }
+}
+
+struct Erase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Erase everything Cameo holds about a user (an erasure request): avatar files, upload records, analytics, rate-limit hits.",
+        discussion: """
+            Run it as the workers' user (it removes files under media_root). Irreversible. The nginx \
+            access log still has the user's avatar paths until logrotate drops it (README, "Retention"). \
+            Revoked token ids and scanner callback signatures name no user and stay until they expire.
+            """)
+    @Argument(help: "The user id.") var user: String
+
+    func validate() throws { try requireUserID(user) }
+
+    func run() throws {
+        let config = try loadConfig()
+        let report = try Erasure(store: openMeteredStore(config), config: config).run(userID: user)
+        print("erased \(user): \(report.uploads) upload record(s)" + (report.avatar.map { ", avatar \($0.mediaID) and its files" } ?? ", no avatar"))
+    }
+}
+
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete finished uploads and analytics events past their retention (retention.upload_days, retention.analytics_days).",
+        discussion: "Current avatars are never pruned. cameo-sweep.service runs it hourly after the sweep.")
+
+    func run() throws {
+        let config = try loadConfig()
+        let pruned = try Pruner(store: openStore(config), config: config).prune()
+        print("pruned \(pruned.uploads) finished upload(s) older than \(config.retention.uploadDays) days, \(pruned.analytics) analytics event(s) older than \(config.retention.analyticsDays) days")
+    }
+}
+
+/// User ids name folders under profile-media/: the same rule as a token's subject.
+func requireUserID(_ user: String) throws {
+    guard JWTVerifier.isSafeUserID(user) else { throw ValidationError("a user id is 1-64 of A-Z a-z 0-9 _ -") }
 }
 
 struct SignURL: ParsableCommand {

@@ -22,7 +22,7 @@ public final class InMemoryMediaStore: MediaStore {
         var revoked: [String: Int] = [:]
         var callbacks: [String: Int] = [:]
         var hits: [(userID: String, action: String, at: Int)] = []
-        var events: [MediaID] = []
+        var events: [(id: MediaID, userID: String, at: Int)] = []
         var reachable = true
         var failing: MediaTransition?
         var goesDownAt: MediaTransition?
@@ -54,7 +54,7 @@ public final class InMemoryMediaStore: MediaStore {
     public func fail(_ transition: MediaTransition?) { state.withLock { $0.failing = transition } }
 
     /// `avatar_uploaded` events recorded, in order.
-    public var events: [MediaID] { state.withLock { $0.events } }
+    public var events: [MediaID] { state.withLock { $0.events.map(\.id) } }
 
     /// Whether a scanner said clean or infected for the upload, and the signature it named.
     public func scanFacts(_ id: MediaID) -> (scanned: Bool, signature: String?)? {
@@ -161,7 +161,7 @@ public final class InMemoryMediaStore: MediaStore {
             row.updatedAt = now
             state.rows[id] = row
             state.pointers[publication.pointer.userID] = (publication.pointer, now)
-            if !state.events.contains(id) { state.events.append(id) }
+            if !state.events.contains(where: { $0.id == id }) { state.events.append((id, publication.pointer.userID, now)) }
             return .published(replacing: replaced)
         }
     }
@@ -250,6 +250,34 @@ public final class InMemoryMediaStore: MediaStore {
             state.revoked = state.revoked.filter { $0.value >= now }
             state.callbacks = state.callbacks.filter { $0.value >= now }
             state.hits.removeAll { $0.at < now - 3600 }
+        }
+    }
+
+    public func eraseUser(_ userID: String) throws(StoreError) -> [MediaID] {
+        try locked { state in
+            let ids = state.rows.filter { $0.value.record.userID == userID }.map(\.key)
+            for id in ids { state.rows[id] = nil }
+            state.pointers[userID] = nil
+            state.events.removeAll { $0.userID == userID }
+            state.hits.removeAll { $0.userID == userID }
+            return ids
+        }
+    }
+
+    public func pruneFinished(untouchedSince cutoff: Int, limit: Int) throws(StoreError) -> Int {
+        try locked { state in
+            let current = Set(state.pointers.values.map(\.pointer.mediaID))
+            let doomed = state.rows.filter { $0.value.record.state.isFinal && $0.value.updatedAt < cutoff && !current.contains($0.key) }.prefix(limit)
+            for (id, _) in doomed { state.rows[id] = nil }
+            return doomed.count
+        }
+    }
+
+    public func pruneAnalytics(before cutoff: Int, limit: Int) throws(StoreError) -> Int {
+        try locked { state in
+            let doomed = state.events.enumerated().filter { $0.element.at < cutoff }.prefix(limit).map(\.offset)
+            for offset in doomed.reversed() { state.events.remove(at: offset) }
+            return doomed.count
         }
     }
 

@@ -19,11 +19,13 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     /// A store on the shared scratch database, or, `alone`, on one no other test touches: the
     /// maintenance sweeps act on every row, so run beside the other tests they would reject
     /// those tests' uploads under them.
-    func make(alone: Bool = false) -> any MediaStore {
+    func make(alone: Bool = false) -> any MediaStore { make(database: alone ? MariaDBScratch.sweeps : MariaDBScratch.shared) }
+
+    /// A store on a scratch database of its own (retention deletes finished rows of everyone).
+    func make(database: String) -> any MediaStore {
         switch self {
         case .inMemory: return InMemoryMediaStore()
-        case .mariaDB:
-            return MariaDBMediaStore(connection: MariaDBScratch.connection(to: alone ? MariaDBScratch.sweeps : MariaDBScratch.shared))
+        case .mariaDB: return MariaDBMediaStore(connection: MariaDBScratch.connection(to: database))
         }
     }
 }
@@ -33,6 +35,7 @@ enum MariaDBScratch {
     static let socket = SystemProcess.environment["CAMEO_TEST_MARIADB_SOCKET"]
     static let shared = "cameo_contract"
     static let sweeps = "cameo_contract_sweeps"
+    static let retention = "cameo_contract_retention"
     static let repository: String = {
         var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
         parts.removeLast(3)
@@ -47,7 +50,7 @@ enum MariaDBScratch {
     static let prepared: Bool = {
         Connection.initializeLibrary()
         let server = Self.admin()
-        for database in [shared, sweeps] {
+        for database in [shared, sweeps, retention] {
             // DDL through prepared statements takes no placeholders for names; these are ours.
             try! server.execute("DROP DATABASE IF EXISTS \(database)")
             try! server.execute("CREATE DATABASE \(database) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
@@ -243,6 +246,47 @@ enum MariaDBScratch {
         #expect(try store.media(id: stuck.id)?.rejectReason == .scanFailed)
         try store.purgeBookkeeping(now: now)
         #expect(store.isReachable())
+    }
+
+    @Test(arguments: StoreKind.available) func erasingAUserLeavesNoRowOfTheirsAndEveryoneElsesIntact(_ kind: StoreKind) throws {
+        let store = kind.make()
+        let user = "erase-\(MediaID.random().rawValue.prefix(8))"
+        let avatar = try processing(store, user: user)
+        _ = try store.publish(publication(avatar, version: "0123456789abcdef"))
+        let pending = try upload(store, user: user)
+        #expect(try store.countHit(userID: user, action: "upload", perMinute: 1, now: now) == nil)
+        let bystander = try upload(store)
+
+        #expect(Set(try store.eraseUser(user)) == [avatar.id, pending.id])
+        #expect(try store.media(id: avatar.id) == nil && store.media(id: pending.id) == nil)
+        #expect(try store.avatar(userID: user) == nil)
+        #expect(try store.countHit(userID: user, action: "upload", perMinute: 1, now: now) == nil, "the hit went too")
+        #expect(try store.media(id: bystander.id) != nil)
+        #expect(try store.eraseUser(user).isEmpty)
+    }
+
+    @Test(arguments: StoreKind.available) func retentionKeepsCurrentAvatarsAndUnfinishedUploads(_ kind: StoreKind) throws {
+        let store = kind.make(database: MariaDBScratch.retention)
+        let user = "keep-\(MediaID.random().rawValue.prefix(8))"
+        let current = try processing(store, user: user)
+        _ = try store.publish(publication(current, version: "0123456789abcdef"))
+        let open = try upload(store, user: user)
+        var rejected: [MediaID] = []
+        for _ in 0..<3 {
+            let media = try upload(store, user: user)
+            #expect(try store.apply(.claim(bytes: 1), to: media.id, from: .pendingUpload))
+            #expect(try store.apply(.reject(.corrupt), to: media.id, from: .received))
+            rejected.append(media.id)
+        }
+        #expect(try store.pruneFinished(untouchedSince: now - 3600, limit: 1000) == 0, "all too young")
+        let soon = SystemClock().epochSeconds + 2
+        #expect(try store.pruneFinished(untouchedSince: soon, limit: 1) == 1, "a batch at a time")
+        #expect(try store.pruneFinished(untouchedSince: soon, limit: 1000) == 2)
+        #expect(try rejected.allSatisfy { try store.media(id: $0) == nil })
+        #expect(try store.media(id: current.id)?.state == .ready, "the current avatar stays")
+        #expect(try store.media(id: open.id)?.state == .pendingUpload, "an unfinished upload stays")
+        #expect(try store.pruneAnalytics(before: now - 3600, limit: 1000) == 0)
+        #expect(try store.pruneAnalytics(before: soon, limit: 1000) == 1, "the avatar_uploaded event")
     }
 
     @Test func theSchemasStateColumnHoldsExactlyTheMachinesStates() throws {

@@ -144,3 +144,56 @@ def test_takedown_removes_the_avatar_and_logs_why(stack, user, png):
     assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers=auth(stack, user)).json()["error"]["code"] == "no_avatar"
     again = cameoctl(stack, "takedown", user, "--reason", "twice")
     assert again.returncode == 1 and "has no avatar" in again.stderr
+
+
+def test_erase_removes_everything_cameo_holds_about_a_user(stack, user, png):
+    bystander = user + "b"
+    _, theirs = upload(stack, bystander, png, "image/png")
+    upload(stack, user, png, "image/png")
+    assert requests.delete(stack.url("/api/v1/profile/me/avatar"), headers=auth(stack, user)).status_code == 204   # a rate-limit hit
+    _, response = upload(stack, user, png, "image/png")
+    avatar_url = response.json()["avatar_url"]
+    _, refused = upload(stack, user, b"GIF89a" + os.urandom(64), "image/png")       # a rejected one too
+    assert refused.status_code == 415
+    tables = ["media_files", "user_avatars", "analytics_events", "rate_limit_hits"]
+    assert all(stack.sql(f"SELECT COUNT(*) FROM {t} WHERE user_id = '{user}'")[0][0] != "0" for t in tables)
+
+    done = cameoctl(stack, "erase", user)
+    assert done.returncode == 0, done.stderr
+    assert "3 upload record(s)" in done.stdout and f"erased {user}" in done.stderr
+    for table in tables:
+        assert stack.sql(f"SELECT COUNT(*) FROM {table} WHERE user_id = '{user}'") == [["0"]], table
+    assert not os.path.exists(os.path.join(stack.media_root, "profile-media", user))
+    assert requests.get(avatar_url).status_code == 404
+    # Everyone else's is as it was.
+    assert requests.get(theirs.json()["avatar_url"]).status_code == 200
+    assert stack.sql(f"SELECT COUNT(*) FROM media_files WHERE user_id = '{bystander}'") == [["1"]]
+    # A user id that could name another folder is refused before anything runs.
+    assert cameoctl(stack, "erase", "../quarantine").returncode != 0
+
+
+def test_prune_deletes_old_finished_rows_but_never_a_current_avatar(stack, user, png):
+    _, first = upload(stack, user, png, "image/png")
+    _, current = upload(stack, user, png, "image/png")          # replaces the first
+    _, refused = upload(stack, user, b"GIF89a" + os.urandom(64), "image/png")
+    ids = [r.json()["media_id"] for r in (first, current)] + [stack.sql(
+        f"SELECT id FROM media_files WHERE user_id = '{user}' AND state = 'rejected'")[0][0]]
+    # Forty days old, all of it: past retention.upload_days = 30 for the test.
+    stack.sql(f"UPDATE media_files SET updated_at = NOW() - INTERVAL 40 DAY WHERE user_id = '{user}'")
+    stack.sql(f"UPDATE analytics_events SET created_at = NOW() - INTERVAL 40 DAY WHERE user_id = '{user}'")
+    before = int(stack.sql("SELECT COUNT(*) FROM analytics_events")[0][0])
+    done = cameoctl(stack, "prune")
+    assert done.returncode == 0, done.stderr
+    assert "older than 90 days" in done.stdout          # the default keeps these
+    assert int(stack.sql(f"SELECT COUNT(*) FROM media_files WHERE user_id = '{user}'")[0][0]) == 3
+    stack.env["CAMEO_RETENTION_UPLOAD_DAYS"] = "30"
+    stack.env["CAMEO_RETENTION_ANALYTICS_DAYS"] = "30"
+    try:
+        done = cameoctl(stack, "prune")
+    finally:
+        del stack.env["CAMEO_RETENTION_UPLOAD_DAYS"], stack.env["CAMEO_RETENTION_ANALYTICS_DAYS"]
+    assert done.returncode == 0, done.stderr
+    left = {row[0] for row in stack.sql(f"SELECT id FROM media_files WHERE user_id = '{user}'")}
+    assert left == {ids[1]}, "only the current avatar's row stays"
+    assert requests.get(current.json()["avatar_url"]).status_code == 200
+    assert int(stack.sql("SELECT COUNT(*) FROM analytics_events")[0][0]) == before - 2
