@@ -113,10 +113,10 @@ def test_the_install_made_the_user_folders_and_a_config_with_fresh_secrets(insta
     assert "config ok" in installed.run("env", "CAMEO_CONFIG=/etc/cameo/cameo.conf", "cameoctl", "check-config").stdout
 
 
-def test_the_readme_steps_bring_it_up_beside_debians_default_site_and_an_upload_is_published(installed):
-    box = installed
-    # What a real first boot needs and the package does not do: clamd's signatures (freshclam
-    # on a real host; here the project's test database, and Debian's unit told to accept it).
+def first_boot_and_readme_install(box):
+    """What a real first boot needs and the package does not do, then the README's steps."""
+    # clamd's signatures: freshclam on a real host; here the project's test database, and
+    # Debian's unit told to accept it.
     with open(os.path.join(ROOT, "deploy", "clamav", "cameo-test.ndb"), "rb") as f:
         box.put_file("/var/lib/clamav/cameo-test.ndb", f.read())
     box.put_file("/etc/systemd/system/clamav-daemon.service.d/test-signatures.conf", b"[Unit]\nConditionPathExistsGlob=\n")
@@ -131,30 +131,50 @@ def test_the_readme_steps_bring_it_up_beside_debians_default_site_and_an_upload_
            "--template /usr/share/cameo/nginx/cameo.conf.in --www-root /usr/share/cameo/www")
     box.sh("ln -s ../sites-available/cameo.conf /etc/nginx/sites-enabled/ && nginx -t 2>&1 && systemctl reload nginx")
     box.sh("systemctl restart cameo.target")
-    assert box.run("test", "-e", "/etc/nginx/sites-enabled/default").returncode == 0
+    wait_healthy(box)
+
+
+def wait_healthy(box):
     health = ""
     for _ in range(100):
         health = box.curl("http://127.0.0.1/health/avatar")
         if '"status":"ok"' in health:
-            break
+            return
         time.sleep(0.1)
-    assert '"status":"ok"' in health, health
+    raise AssertionError(f"not healthy: {health}")
+
+
+def put_photo(box, path="/root/photo.jpg"):
+    from PIL import Image
+    import io
+
+    image = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 40, 40)).save(image, "JPEG")
+    box.put_file(path, image.getvalue())
+
+
+def upload_in(box, user, path="/root/photo.jpg"):
+    """Presign and PUT from inside the root, as a client through nginx; the upload's answer."""
+    import json
+
+    size = int(box.run("stat", "-c", "%s", path).stdout)
+    token = box.run("env", "CAMEO_CONFIG=/etc/cameo/cameo.conf", "cameoctl", "token", "--user", user).stdout.strip()
+    presigned = json.loads(box.curl("-H", f"Authorization: Bearer {token}", "-d",
+                                    json.dumps({"content_type": "image/jpeg", "content_length": size}),
+                                    "http://127.0.0.1/users/me/avatar/upload"))
+    upload_path = presigned["upload_url"].removeprefix(f"http://{HOST}")
+    return json.loads(box.curl("-X", "PUT", "-H", "Content-Type: image/jpeg", "--data-binary", f"@{path}", f"http://127.0.0.1{upload_path}"))
+
+
+def test_the_readme_steps_bring_it_up_beside_debians_default_site_and_an_upload_is_published(installed):
+    box = installed
+    first_boot_and_readme_install(box)
+    assert box.run("test", "-e", "/etc/nginx/sites-enabled/default").returncode == 0
     debian = box.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{content_type}", "http://127.0.0.1/", check=False).stdout
     assert debian.startswith("200 text/html"), debian
     # An upload through the install: a token as the host application mints it, presign, PUT.
-    from PIL import Image
-    import io
-    import json
-    image = io.BytesIO()
-    Image.new("RGB", (300, 200), (200, 40, 40)).save(image, "JPEG")
-    box.put_file("/root/photo.jpg", image.getvalue())
-    token = box.run("env", "CAMEO_CONFIG=/etc/cameo/cameo.conf", "cameoctl", "token", "--user", "pkguser").stdout.strip()
-    presigned = json.loads(box.curl("-H", f"Authorization: Bearer {token}", "-d",
-                                    json.dumps({"content_type": "image/jpeg", "content_length": len(image.getvalue())}),
-                                    "http://127.0.0.1/users/me/avatar/upload"))
-    path = presigned["upload_url"].removeprefix(f"http://{HOST}")
-    published = json.loads(box.curl("-X", "PUT", "-H", "Content-Type: image/jpeg", "--data-binary", "@/root/photo.jpg",
-                                    f"http://127.0.0.1{path}"))
+    put_photo(box)
+    published = upload_in(box, "pkguser")
     assert published["state"] == "ready", published
     served = box.curl("-o", "/dev/null", "-w", "%{http_code} %{content_type}", "http://127.0.0.1/profile-media/pkguser/avatar.webp")
     assert served == "200 image/webp"
@@ -163,6 +183,29 @@ def test_the_readme_steps_bring_it_up_beside_debians_default_site_and_an_upload_
     assert 'cameo_uploads_total{state="ready"} 1' in metrics, metrics
     assert re.search(r'cameo_pool_queue_limit\{pool="heavy"\} [1-9]', metrics), metrics
     assert 'cameo_http_requests_total{pool="heavy",route="upload",status="200"} 1' in metrics, metrics
+
+
+def test_a_backup_brings_back_the_database_and_the_avatars_after_both_are_lost(installed):
+    box = installed
+    published = upload_in(box, "backedup")
+    assert published["state"] == "ready", published
+    before = box.run("sh", "-c", f"curl -s -H 'Host: {HOST}' http://127.0.0.1/profile-media/backedup/avatar.webp | sha256sum").stdout
+    backup = box.run("cameo-backup", "create", "/root/backups").stdout.strip()
+    assert box.run("stat", "-c", "%a", backup).stdout.strip() == "700"
+    assert sorted(box.run("ls", backup).stdout.split()) == ["config.tar.gz", "database.sql.gz", "media.tar.gz"]
+    # The disaster: the database and every published file gone.
+    box.sh("systemctl stop cameo.target cameo-pool@fast cameo-pool@heavy cameo-scan-retry cameo-metrics")
+    box.sh("mariadb -e 'DROP DATABASE cameo' && rm -rf /var/lib/cameo/media/profile-media/*")
+    restored = box.run("cameo-backup", "restore", backup)
+    assert "restored" in restored.stdout, restored.stderr
+    wait_healthy(box)
+    after = box.run("sh", "-c", f"curl -s -H 'Host: {HOST}' http://127.0.0.1/profile-media/backedup/avatar.webp | sha256sum").stdout
+    assert after == before
+    shown = box.run("env", "CAMEO_CONFIG=/etc/cameo/cameo.conf", "cameoctl", "show-media", published["media_id"]).stdout
+    assert re.search(r"state\s+ready", shown), shown
+    assert box.run("stat", "-c", "%U:%G %a", "/var/lib/cameo/media/profile-media").stdout.strip() == "cameo:www-data 2750"
+    # And it goes on: a new upload after the restore is published.
+    assert upload_in(box, "afterrestore")["state"] == "ready"
 
 
 def test_the_sweeper_and_the_retrier_run_in_their_sandboxes(installed):
