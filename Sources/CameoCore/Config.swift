@@ -179,6 +179,9 @@ public struct Config: Sendable {
         /// the worker sockets are open to nginx's user, and so to any other process running as
         /// it; a request without the secret gets nothing. Empty only in `defaults`.
         public var fastCGISecret: String
+        /// The secret being rotated out (`nginx.fastcgi_previous_secret`): still admitted, never
+        /// sent by nginx. README, "Rotating keys and secrets".
+        public var previousFastCGISecret: String? = nil
         /// nginx's buffer folder for upload bodies (`client_body_temp_path`); its own
         /// file system can bound it (see README).
         public var uploadBufferPath: String
@@ -408,6 +411,8 @@ public struct Config: Sendable {
             throw ConfigError(key: "nginx.fastcgi_secret", problem: "is required; generate one with `cameoctl generate-secret`")
         }
         try SecretPolicy.check(front.fastCGISecret, key: "nginx.fastcgi_secret")
+        front.previousFastCGISecret = reader.string("nginx.fastcgi_previous_secret")
+        if let previous = front.previousFastCGISecret { try SecretPolicy.check(previous, key: "nginx.fastcgi_previous_secret") }
         let eventsSocket = try reader.absolutePath("metrics.events_socket", default: MetricsSettings.defaultEventsSocket)
         metrics = MetricsSettings(
             eventsSocket: try reader.bool("metrics.enabled", default: true) ? eventsSocket : nil,

@@ -7,16 +7,23 @@ import CameoCrypto
 /// not a status, not a byte.
 public struct FrontGate: Sendable {
     public static let parameter = "CAMEO_FRONT_SECRET"
-    private let expectedDigest: [UInt8]
+    private let expectedDigests: [[UInt8]]
 
-    public init(secret: String) {
-        expectedDigest = Digest.sha256(Array(secret.utf8))
+    /// `previous` is also admitted while a rotation runs (`nginx.fastcgi_previous_secret`):
+    /// the workers accept both before nginx switches to the new secret.
+    public init(secret: String, previous: String? = nil) {
+        expectedDigests = ([secret] + (previous.map { [$0] } ?? [])).map { Digest.sha256(Array($0.utf8)) }
     }
 
-    /// Compared as SHA-256 digests in constant time, so neither the secret's bytes nor its
-    /// length leak through timing.
+    public init(_ front: Config.FrontSettings) {
+        self.init(secret: front.fastCGISecret, previous: front.previousFastCGISecret)
+    }
+
+    /// Compared as SHA-256 digests in constant time, each of them, so neither the secret's
+    /// bytes nor its length, nor which one matched, leak through timing.
     public func admits(_ parameters: [String: String]) -> Bool {
         guard let sent = parameters[Self.parameter] else { return false }
-        return Digest.constantTimeEquals(Digest.sha256(Array(sent.utf8)), expectedDigest)
+        let digest = Digest.sha256(Array(sent.utf8))
+        return expectedDigests.reduce(false) { admitted, expected in Digest.constantTimeEquals(digest, expected) || admitted }
     }
 }

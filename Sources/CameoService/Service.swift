@@ -32,7 +32,7 @@ public struct Service: Sendable {
         let layout = pipeline.layout
         let policy = pipeline.policy
         spool = IncomingSpool(root: root)
-        gate = FrontGate(secret: config.front.fastCGISecret)
+        gate = FrontGate(config.front)
         retrier = ScanRetrier(store: store, pipeline: pipeline, leaseSeconds: config.scanner.timeoutSeconds + 60, clock: clock)
 
         let authenticator = Authenticator(

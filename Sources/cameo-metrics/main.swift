@@ -43,7 +43,7 @@ do {
     fail("cannot start: \(error)", code: 70)
 }
 FastCGIServer.installGracefulStop()
-let gate = FrontGate(secret: config.front.fastCGISecret)
+let gate = FrontGate(config.front)
 let collector = MetricsCollector()
 SystemProcess.writeError("level=info msg=\"collecting\" events=\(eventsPath) pid=\(SystemProcess.id)")
 
