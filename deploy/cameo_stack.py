@@ -86,6 +86,10 @@ class Stack:
     def url(self, path):
         return self.base_url + path
 
+    def metrics_url(self):
+        """The metrics server's /metrics (metrics.listen: its own port, never the site's)."""
+        return f"http://{self.config.get('metrics.listen', '127.0.0.1:9173')}/metrics"
+
     def ctl(self, *args):
         """Runs cameoctl against this stack's config and settings, as its workers see them;
         returns its standard output."""

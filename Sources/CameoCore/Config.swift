@@ -213,6 +213,10 @@ public struct Config: Sendable {
         public var eventsSocket: String?
         /// Who may scrape `/metrics` through nginx (`metrics.allow`): addresses or CIDR ranges.
         public var allow: [String]
+        /// nginx's `listen` of the metrics server (`metrics.listen`): its own address and port,
+        /// never the public site's.
+        public var listen: String = defaultListen
+        public static let defaultListen = "127.0.0.1:9173"
 
         public static let defaultEventsSocket = "/run/cameo-metrics/events.sock"
         public static let defaultAllow = ["127.0.0.1", "::1"]
@@ -254,6 +258,15 @@ public struct Config: Sendable {
         guard parts[0].contains(".") || parts[0].contains(":") else { return false }
         guard parts.count == 2 else { return true }
         return Int(parts[1]).map { (0...128).contains($0) } ?? false
+    }
+
+    /// `ADDRESS:PORT` as nginx's `listen` takes it, an IPv6 address in brackets; nothing an
+    /// nginx directive could be smuggled in with.
+    static func isListenAddress(_ text: String) -> Bool {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return false }
+        let host = text[..<colon]
+        if host.hasPrefix("[") { return host.hasSuffix("]") && isAddressOrRange(String(host.dropFirst().dropLast())) }
+        return !host.isEmpty && host.allSatisfy { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }
     }
 
     public static func environmentName(for key: String) -> String {
@@ -417,6 +430,10 @@ public struct Config: Sendable {
         metrics = MetricsSettings(
             eventsSocket: try reader.bool("metrics.enabled", default: true) ? eventsSocket : nil,
             allow: reader.list("metrics.allow") ?? MetricsSettings.defaultAllow)
+        metrics.listen = reader.string("metrics.listen") ?? MetricsSettings.defaultListen
+        guard Self.isListenAddress(metrics.listen) else {
+            throw ConfigError(key: "metrics.listen", problem: "`\(metrics.listen)` is not ADDRESS:PORT (127.0.0.1:9173, [::1]:9173)")
+        }
         if let address = metrics.allow.first(where: { !Self.isAddressOrRange($0) }) {
             throw ConfigError(key: "metrics.allow", problem: "`\(address)` is not an IPv4 or IPv6 address or CIDR range")
         }

@@ -7,7 +7,13 @@
 public enum NginxConfig {
     /// The generated includes, by file name. None holds a secret: the FastCGI secret has its
     /// own include (`secretSnippet`), written readable by root only.
-    public static func snippets(limits: Config.Limits, front: Config.FrontSettings, metrics: Config.MetricsSettings) -> [(name: String, text: String)] {
+    /// `runDirectory` is where the sockets are (`render-nginx --run-directory`) and `generated`
+    /// the folder these go to (`--output`): the metrics server needs the collector's socket and
+    /// the secret's include.
+    public static func snippets(
+        limits: Config.Limits, front: Config.FrontSettings, metrics: Config.MetricsSettings, runDirectory: String = "/run/cameo",
+        generated: String = "/etc/cameo/nginx"
+    ) -> [(name: String, text: String)] {
         [
             ("cameo-http.conf", http(front: front)),
             ("cameo-server.conf", server(front: front)),
@@ -20,7 +26,7 @@ public enum NginxConfig {
             ),
             ("cameo-upload-limits.conf", uploadLimits(front: front)),
             ("cameo-quiet-errors.conf", quietErrors(front: front)),
-            ("cameo-metrics-access.conf", metricsAccess(metrics)),
+            ("cameo-metrics-server.conf", metricsServer(metrics, front: front, runDirectory: runDirectory, generated: generated)),
         ]
     }
 
@@ -152,10 +158,48 @@ public enum NginxConfig {
             """
     }
 
-    /// Who may scrape `/metrics` (`metrics.allow`); everyone else gets 403 `forbidden`.
-    static func metricsAccess(_ metrics: Config.MetricsSettings) -> String {
-        header + "# Included in the /metrics location: the addresses of metrics.allow, and no one else.\n"
-            + metrics.allow.map { "allow \($0);\n" }.joined() + "deny all;\n"
+    /// The metrics server: its own `listen` (`metrics.listen`, loopback by default), never the
+    /// public site's, so a proxy in front of the site (whose requests all come from loopback)
+    /// cannot reach it; the addresses of `metrics.allow` may scrape, anyone else gets 403
+    /// `forbidden`. Empty when metrics are off.
+    static func metricsServer(_ metrics: Config.MetricsSettings, front: Config.FrontSettings, runDirectory: String, generated: String) -> String {
+        guard metrics.eventsSocket != nil else { return header + "# metrics.enabled = false: no metrics server.\n" }
+        return header + """
+            # Included at http level, by Cameo's site file: Prometheus metrics from the host's one
+            # collector (cameo-metrics, on its own socket: a scrape never waits for a worker).
+            server {
+                listen \(metrics.listen);      # metrics.listen
+                server_name _;
+                access_log off;
+                error_log \(front.logDirectory)/cameo-error.log warn;
+                uninitialized_variable_warn off;
+                default_type application/json;
+
+                location = /metrics {
+                    # metrics.allow
+            \(metrics.allow.map { "        allow \($0);\n" }.joined())        deny all;
+                    error_page 403 = @cameo_forbidden;
+                    error_page 502 503 504 = @cameo_metrics_down;
+                    include fastcgi_params;
+                    fastcgi_param CAMEO_REQUEST_ID $request_id;
+                    include \(generated)/\(secretSnippetName);
+                    fastcgi_connect_timeout 5s;
+                    fastcgi_read_timeout 10s;
+                    fastcgi_pass unix:\(runDirectory)/metrics.sock;
+                }
+                location / {
+                    return 404 '\(json(.notFound))';
+                }
+                location @cameo_forbidden {
+                    return 403 '\(json(.metricsForbidden))';
+                }
+                # The collector is down (cameo-metrics.service).
+                location @cameo_metrics_down {
+                    return 503 '\(json(.unavailable("metrics collector")))';
+                }
+            }
+
+            """
     }
 
     /// How much a multipart form may exceed its file's limit for headers and boundaries (the
@@ -281,13 +325,6 @@ public enum NginxConfig {
             \(refusal)
                 set $cameo_refusal \(ErrorCode.methodNotAllowed.rawValue);
                 return 405 '\(json(.methodNotAllowed))';
-            }
-
-            # A scrape of /metrics from an address metrics.allow does not list.
-            location @cameo_forbidden {
-            \(refusal)
-                set $cameo_refusal \(ErrorCode.forbidden.rawValue);
-                return 403 '\(json(.metricsForbidden))';
             }
 
             # A worker pool down or too slow, or a failed auth subrequest.

@@ -7,8 +7,6 @@
 public enum MetricEvent: Equatable, Sendable {
     /// A worker started, accepting on the pool socket at `socket`.
     case workerStarted(socket: String)
-    /// A worker accepted a request and is busy until its `request` event.
-    case busy
     /// A worker answered a request: its route (`Route.metricName`), status and duration.
     case request(route: String, status: Int, seconds: Double)
     /// A scan gave a verdict (`clean`, `infected`) or none (`error`), after `seconds`.
@@ -21,7 +19,7 @@ public enum MetricEvent: Equatable, Sendable {
 }
 
 /// One event with where it came from: the pool (or `ctl` for a `cameoctl` command) and the
-/// process id, which tells the collector whose `busy` a `request` ends.
+/// process id (for the log of a collector that has to drop something).
 public struct MetricDatagram: Equatable, Sendable {
     public var pool: String
     public var pid: Int
@@ -55,7 +53,6 @@ public struct MetricDatagram: Equatable, Sendable {
         let tail: String
         switch event {
         case .workerStarted(let socket): tail = "start \(socket)"
-        case .busy: tail = "busy"
         case .request(let route, let status, let seconds): tail = "request \(route) \(status) \(Self.micros(seconds))"
         case .scan(let verdict, let seconds): tail = "scan \(verdict) \(Self.micros(seconds))"
         case .processing(let seconds): tail = "processing \(Self.micros(seconds))"
@@ -67,7 +64,7 @@ public struct MetricDatagram: Equatable, Sendable {
     /// Parses a datagram; nil for anything malformed, of another version, or with a label
     /// outside its set.
     public init?(decoding bytes: some Collection<UInt8>) {
-        guard bytes.count <= Self.maxBytes, let text = String(validating: Array(bytes), as: UTF8.self) else { return nil }
+        guard bytes.count <= Self.maxBytes, let text = String(validating: bytes, as: UTF8.self) else { return nil }
         let words = text.split(separator: " ", omittingEmptySubsequences: false)
         guard words.count >= 4, words[0] == Self.version, Self.isPoolName(words[1]), let pid = Int(words[2]), pid > 0 else { return nil }
         let arguments = Array(words.dropFirst(4))
@@ -77,7 +74,6 @@ public struct MetricDatagram: Equatable, Sendable {
             // A path without spaces (it is one word), absolute, and short enough for a socket.
             guard arguments[0].hasPrefix("/"), arguments[0].utf8.count < 108 else { return nil }
             event = .workerStarted(socket: String(arguments[0]))
-        case ("busy", 0): event = .busy
         case ("request", 3):
             guard Self.isWord(arguments[0]), let status = Int(arguments[1]), (100...599).contains(status),
                 let seconds = Self.seconds(arguments[2])

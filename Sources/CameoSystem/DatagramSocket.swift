@@ -3,7 +3,9 @@ internal import Glibc
 internal import SystemPackage
 
 /// A unix datagram socket: bound, it receives whole messages; unbound, it sends them to a
-/// bound one. Sends and receives never block, so a reporter never waits on its reader. Owns its
+/// bound one. Receiving never blocks. A send waits only while the reader's queue is full, and
+/// at most the sender's timeout: the kernel queues only a few datagrams per reader
+/// (`net.unix.max_dgram_qlen`, 10 by default), so a burst would otherwise drop some. Owns its
 /// file descriptor and closes it on `deinit`.
 public final class DatagramSocket {
     /// For `Poll`.
@@ -20,9 +22,12 @@ public final class DatagramSocket {
         if let boundPath { unlink(boundPath) }
     }
 
-    /// An unbound socket for `send(_:to:)`.
-    public static func sender() throws(SystemError) -> DatagramSocket {
-        DatagramSocket(fd: try makeSocket(path: "datagram"), boundPath: nil)
+    /// An unbound socket for `send(_:to:)`, which waits at most `timeoutMilliseconds` for room.
+    public static func sender(timeoutMilliseconds: Int = 50) throws(SystemError) -> DatagramSocket {
+        let fd = try makeSocket(path: "datagram")
+        var timeout = timeval(tv_sec: timeoutMilliseconds / 1000, tv_usec: (timeoutMilliseconds % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return DatagramSocket(fd: fd, boundPath: nil)
     }
 
     /// Binds `path` (a stale socket file left by an earlier process is replaced) with `mode`.
@@ -40,22 +45,23 @@ public final class DatagramSocket {
     }
 
     /// Sends one message to the socket bound at `path`. False when it could not go: nobody is
-    /// bound there, or the reader's queue is full; the message is then dropped.
+    /// bound there (at once), or the reader's queue stayed full for the timeout; the message is
+    /// then dropped.
     @discardableResult
     public func send(_ bytes: [UInt8], to path: String) -> Bool {
         let sent = try? withUnixAddress(path, operation: "sendto") { address, length in
-            bytes.withUnsafeBytes { Glibc.sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), address, length) }
+            bytes.withUnsafeBytes { Glibc.sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), address, length) }
         }
         return sent == bytes.count
     }
 
-    /// The next waiting message (at most `maxBytes`; a longer one is cut), or nil if none waits.
-    public func receive(maxBytes: Int) -> [UInt8]? {
-        var buffer = [UInt8](repeating: 0, count: maxBytes)
+    /// The next waiting message into `buffer` (a longer one is cut to its size); its length, or
+    /// nil if none waits. The buffer is the caller's, reused from one message to the next.
+    public func receive(into buffer: inout [UInt8]) -> Int? {
         while true {
             let count = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if count < 0 && Errno.last == .interrupted { continue }
-            return count < 0 ? nil : Array(buffer[0..<count])
+            return count < 0 ? nil : count
         }
     }
 
@@ -102,13 +108,25 @@ public enum SocketInspection {
         return path.hasPrefix("/") ? path : nil
     }
 
-    /// Connections waiting to be accepted on the listening unix socket at `path`, and the most
-    /// that may wait (its backlog). Nil when no socket listens there, or the kernel would not say.
-    public static func acceptQueue(path: String) -> (queued: Int, backlog: Int)? {
-        var queued: UInt32 = 0
-        var backlog: UInt32 = 0
-        guard cameo_unix_accept_queue(path, &queued, &backlog) == 0 else { return nil }
-        return (Int(queued), Int(backlog))
+    /// How the listening unix socket at `path` is used: connections waiting to be accepted, the
+    /// most that may wait (its backlog), and accepted connections still open (each a worker of
+    /// a pool inside a request). Nil when no socket listens there, or the kernel would not say.
+    public static func listenerUse(path: String) -> ListenerUse? {
+        var use = cameo_socket_use()
+        guard cameo_unix_socket_use(path, &use) == 0 else { return nil }
+        return ListenerUse(queued: Int(use.queued), backlog: Int(use.backlog), connected: Int(use.connected))
+    }
+
+    public struct ListenerUse: Equatable, Sendable {
+        public var queued: Int
+        public var backlog: Int
+        public var connected: Int
+
+        public init(queued: Int, backlog: Int, connected: Int) {
+            self.queued = queued
+            self.backlog = backlog
+            self.connected = connected
+        }
     }
 }
 
@@ -121,14 +139,5 @@ public enum Poll {
         let count = entries.withUnsafeMutableBufferPointer { Glibc.poll($0.baseAddress, nfds_t($0.count), timeoutMilliseconds) }
         guard count > 0 else { return fds.map { _ in false } }
         return entries.map { $0.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 }
-    }
-}
-
-extension SystemProcess {
-    /// Whether a process with this id exists (`kill(pid, 0)`): one that belongs to another
-    /// user, or to another user namespace, still exists.
-    public static func exists(_ pid: Int) -> Bool {
-        guard pid > 0 else { return false }
-        return kill(pid_t(pid), 0) == 0 || Errno.last != .noSuchProcess
     }
 }

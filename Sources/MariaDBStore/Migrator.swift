@@ -66,6 +66,7 @@ public struct Migrator {
                 throw MigrationError(file: file, message: "cannot read")
             }
             for statement in Self.statements(in: String(decoding: data, as: UTF8.self)) {
+                try keepLock(holder: holder, file: file)
                 do {
                     try db.execute(statement)
                 } catch {
@@ -73,9 +74,6 @@ public struct Migrator {
                 }
             }
             try db.execute("INSERT INTO schema_migrations (version) VALUES (?)", [.text(file)])
-            try db.execute(
-                "UPDATE schema_migration_lock SET expires_at = CURRENT_TIMESTAMP(3) + INTERVAL ? SECOND WHERE id = 1 AND holder = ?",
-                [.int(Int64(Self.lockSeconds)), .text(holder)])
             done.append(file)
         }
         return done
@@ -104,10 +102,10 @@ public struct Migrator {
         var triesLeft = waitSeconds * 2
         while true {
             // A lock whose holder went quiet past its expiry is free.
-            try db.execute("DELETE FROM schema_migration_lock WHERE id = 1 AND expires_at < CURRENT_TIMESTAMP(3)")
+            try db.execute("DELETE FROM schema_migration_lock WHERE id = 1 AND expires_at < UTC_TIMESTAMP(3)")
             do {
                 try db.execute(
-                    "INSERT INTO schema_migration_lock (id, holder, expires_at) VALUES (1, ?, CURRENT_TIMESTAMP(3) + INTERVAL ? SECOND)",
+                    "INSERT INTO schema_migration_lock (id, holder, expires_at) VALUES (1, ?, UTC_TIMESTAMP(3) + INTERVAL ? SECOND)",
                     [.text(holder), .int(Int64(Self.lockSeconds))])
                 return
             } catch {
@@ -124,9 +122,21 @@ public struct Migrator {
         }
     }
 
+    /// Pushes the lock's expiry on before each statement; a lock that is no longer ours (it
+    /// expired during a statement that ran longer than `lockSeconds`, and another run took it)
+    /// stops this run before it runs anything more.
+    private func keepLock(holder: String, file: String) throws {
+        try db.execute(
+            "UPDATE schema_migration_lock SET expires_at = UTC_TIMESTAMP(3) + INTERVAL ? SECOND WHERE id = 1 AND holder = ?",
+            [.int(Int64(Self.lockSeconds)), .text(holder)])
+        // Asked, not taken from the UPDATE's count: MariaDB does not count a row it left as it was.
+        let ours = try db.query("SELECT holder FROM schema_migration_lock WHERE id = 1 AND holder = ?", [.text(holder)])
+        guard ours.count == 1 else { throw MigrationError(file: file, message: "lost the migration lock to another run; nothing more was applied") }
+    }
+
     private func currentHolder() throws -> (holder: String, until: String)? {
         let rows = try db.query(
-            "SELECT holder, DATE_FORMAT(expires_at, '%Y-%m-%d %H:%i:%s') AS until FROM schema_migration_lock WHERE id = 1 AND expires_at >= CURRENT_TIMESTAMP(3)")
+            "SELECT holder, DATE_FORMAT(expires_at, '%Y-%m-%d %H:%i:%s') AS until FROM schema_migration_lock WHERE id = 1 AND expires_at >= UTC_TIMESTAMP(3)")
         return rows.first.map { ($0.string("holder") ?? "?", $0.string("until") ?? "?") }
     }
 

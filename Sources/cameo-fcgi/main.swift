@@ -65,11 +65,9 @@ FastCGIServer.installGracefulStop()
 var served = 0
 while served < config.maxRequestsPerWorker && !FastCGIServer.stopRequested {
     let accepted = server.acceptNext { fcgi in
-        metrics.record(.busy)
         // Not from our nginx site (another process of nginx's user on the socket): no answer.
         guard service.gate.admits(fcgi.parameters) else {
             SystemProcess.writeError("level=warn msg=\"refused a request without nginx's FastCGI secret\" pid=\(SystemProcess.id)")
-            metrics.record(.request(route: "refused", status: 403, seconds: 0))  // not busy any more
             return
         }
         // The body stream can only be read while the FastCGI request is open, so it is read

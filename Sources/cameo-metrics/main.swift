@@ -30,7 +30,9 @@ do {
     fail(error.description, code: ConfigError.exitStatus)
 }
 guard let eventsPath = config.metrics.eventsSocket else {
-    fail("metrics.enabled is false: nothing to collect", code: ConfigError.exitStatus)
+    // Not a failure: the unit ends cleanly instead of showing failed at every boot.
+    SystemProcess.writeError("cameo-metrics: metrics.enabled is false: nothing to collect")
+    SystemProcess.exit(0)
 }
 
 let events: DatagramSocket
@@ -48,13 +50,15 @@ let collector = MetricsCollector()
 SystemProcess.writeError("level=info msg=\"collecting\" events=\(eventsPath) pid=\(SystemProcess.id)")
 
 let fastCGIListener: Int32 = 0
+// One byte more than a datagram may have: a longer one arrives cut, and is refused as such.
+var buffer = [UInt8](repeating: 0, count: MetricDatagram.maxBytes + 1)
 while !FastCGIServer.stopRequested {
     let ready = Poll.readable([events.fd, fastCGIListener], timeoutMilliseconds: -1)
     if ready[0] {
         // Drain what waits, then look at the scrape socket again.
         for _ in 0..<1024 {
-            guard let datagram = events.receive(maxBytes: MetricDatagram.maxBytes) else { break }
-            collector.receive(datagram)
+            guard let count = events.receive(into: &buffer) else { break }
+            collector.receive(buffer[0..<count])
         }
     }
     guard ready[1] else { continue }
@@ -77,6 +81,7 @@ while !FastCGIServer.stopRequested {
             // nginx hung up; nothing more to tell it.
         }
     }
-    guard accepted else { break }
+    // The listening socket failed (closed under it): exit non-zero, so systemd starts it again.
+    guard accepted || FastCGIServer.stopRequested else { fail("the scrape socket failed", code: 1) }
 }
 SystemProcess.exit(0)

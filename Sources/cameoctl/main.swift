@@ -181,7 +181,8 @@ struct RenderNginx: ParsableCommand {
             publicBaseURL = config.publicBaseURL
         }
         try FileSystem.makeDirectory(output)
-        for (name, text) in NginxConfig.snippets(limits: limits, front: front, metrics: metrics) { try replaceFile(output + "/" + name, with: text) }
+        for (name, text) in NginxConfig.snippets(
+                limits: limits, front: front, metrics: metrics, runDirectory: runDirectory, generated: defaults ? "/etc/cameo/nginx" : output) { try replaceFile(output + "/" + name, with: text) }
         // Root-only: nginx reads it as root at start and reload, before dropping privileges.
         if let secret = NginxConfig.secretSnippet(front: front) { try replaceFile(output + "/" + NginxConfig.secretSnippetName, with: secret, mode: 0o600) }
         guard let site else { return }

@@ -8,7 +8,7 @@ import Synchronization
 import Testing
 @testable import MariaDBStore
 
-@Suite struct MigratorTests {
+@Suite(.serialized) struct MigratorTests {
     @Test func splitsStatementsAtLineEndSemicolons() {
         let text = """
             -- a comment; with a semicolon
@@ -45,7 +45,7 @@ import Testing
         let migrator = Migrator(db: db, directory: folder)
         #expect(try migrator.status().pending.count == 2)
         try db.execute("DELETE FROM schema_migration_lock")
-        try db.execute("INSERT INTO schema_migration_lock (id, holder, expires_at) VALUES (1, 'other-host:4242', CURRENT_TIMESTAMP(3) + INTERVAL 60 SECOND)")
+        try db.execute("INSERT INTO schema_migration_lock (id, holder, expires_at) VALUES (1, 'other-host:4242', UTC_TIMESTAMP(3) + INTERVAL 60 SECOND)")
         #expect(try migrator.status().lockHolder?.holder == "other-host:4242")
         do {
             _ = try migrator.migrate(holder: "this-host:1", waitSeconds: 0)
@@ -55,12 +55,33 @@ import Testing
         }
         #expect(try migrator.status().pending.count == 2)  // nothing ran
         // Its holder died: once the expiry passed, the lock is free.
-        try db.execute("UPDATE schema_migration_lock SET expires_at = CURRENT_TIMESTAMP(3) - INTERVAL 1 SECOND")
+        try db.execute("UPDATE schema_migration_lock SET expires_at = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND")
         #expect(try migrator.migrate(holder: "this-host:1", waitSeconds: 0).count == 2)
         let after = try migrator.status()
         #expect(after.pending.isEmpty && after.applied.map(\.version) == ["9100_\(prefix).sql", "9200_\(prefix).sql"])
         #expect(after.lockHolder == nil)
         #expect(try db.query("SELECT COUNT(*) AS n FROM schema_migration_lock").first?.int("n") == 0)
+    }
+
+    @Test func aRunThatLostTheLockStopsBeforeItsNextStatement() throws {
+        guard MariaDBScratch.socket != nil else { return }
+        let db = MariaDBScratch.connection(to: MariaDBScratch.sweeps)
+        let prefix = "mig_\(MediaID.random().rawValue.prefix(10))"
+        let folder = "/tmp/cameo-\(prefix)"
+        try FileSystem.makeDirectory(folder, mode: 0o700)
+        // The first statement hands the lock to someone else, as an expiry during a long
+        // statement would; the second must not run.
+        let sql = "UPDATE schema_migration_lock SET holder = 'thief:1' WHERE id = 1;\nCREATE TABLE \(prefix) (id INT PRIMARY KEY);\n"
+        try FileSystem.writeNew(Array(sql.utf8), to: "\(folder)/9000_\(prefix).sql")
+        try db.execute("DELETE FROM schema_migration_lock")
+        do {
+            _ = try Migrator(db: db, directory: folder).migrate(holder: "this-host:2")
+            Issue.record("went on after losing the lock")
+        } catch let error as MigrationError {
+            #expect(error.description.contains("lost the migration lock"))
+        }
+        #expect(try db.query("SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_NAME = ?", [.text(prefix)]).first?.int("n") == 0)
+        try db.execute("DELETE FROM schema_migration_lock")
     }
 
     /// Two hosts of a rolling upgrade, each on its own Galera node, migrate at once: each file

@@ -7,7 +7,7 @@ import Testing
 @Suite struct MetricDatagramTests {
     @Test func everyEventSurvivesTheWire() {
         let events: [MetricEvent] = [
-            .workerStarted(socket: "/run/cameo/heavy.sock"), .busy, .request(route: "upload", status: 201, seconds: 0.123456),
+            .workerStarted(socket: "/run/cameo/heavy.sock"), .request(route: "upload", status: 201, seconds: 0.123456),
             .scan(verdict: "infected", seconds: 1.5), .processing(seconds: 0.25), .finished(state: "rejected", reason: "pixel_bomb", count: 3),
             .finished(state: "ready", reason: nil, count: 1),
         ]
@@ -20,7 +20,7 @@ import Testing
     @Test func malformedOrForeignDatagramsAreRefused() {
         let refused = [
             "", "cameo1", "cameo2 fast 1 busy", "cameo1 Fast 1 busy", "cameo1 fast 0 busy", "cameo1 fast -3 busy", "cameo1 fast 1 nap",
-            "cameo1 fast 1 busy extra", "cameo1 fast 1 request upload 999 10", "cameo1 fast 1 request Up-load 201 10",
+            "cameo1 fast 1 busy", "cameo1 fast 1 request upload 999 10", "cameo1 fast 1 request Up-load 201 10",
             "cameo1 fast 1 request upload 201 -5", "cameo1 fast 1 request upload 201 1e6", "cameo1 fast 1 finished ready - 0",
             "cameo1 fast 1 start relative.sock", "cameo1 fast 1 scan clean", "cameo1 \(String(repeating: "a", count: 33)) 1 busy",
             "cameo1 fast 1 finished rejected bad\"type 1",
@@ -44,7 +44,7 @@ import Testing
     }
 
     @Test func countsSumOverWorkersAndProcesses() {
-        let collector = MetricsCollector(queueDepth: { _ in nil }, isAlive: { _ in true })
+        let collector = MetricsCollector(listenerUse: { _ in nil })
         for pid in [100, 101, 102] {  // three recycled workers of one pool, each counting from zero
             send(collector, "heavy", pid, .request(route: "upload", status: 201, seconds: 0.2))
             send(collector, "heavy", pid, .finished(state: "ready", reason: nil, count: 1))
@@ -65,24 +65,28 @@ import Testing
         #expect(out.contains(#"cameo_http_request_duration_seconds_count{pool="heavy",route="upload"} 3"#))
     }
 
-    @Test func busyWorkersAreThoseInARequestAndStillAlive() {
-        var alive: Set<Int> = [1, 2, 3]
-        let collector = MetricsCollector(queueDepth: { _ in nil }, isAlive: { alive.contains($0) })
-        for pid in [1, 2, 3] { send(collector, "fast", pid, .busy) }
-        send(collector, "fast", 2, .request(route: "presign", status: 200, seconds: 0.01))
-        #expect(text(collector).contains(#"cameo_pool_busy_workers{pool="fast"} 2"#))
-        alive.remove(3)  // killed inside its request: it never says so
-        #expect(text(collector).contains(#"cameo_pool_busy_workers{pool="fast"} 1"#))
+    @Test func aFloodOfNewLabelsStopsAtTheSeriesCapAndKnownSeriesGoOnCounting() {
+        let collector = MetricsCollector(listenerUse: { _ in nil })
+        send(collector, "fast", 1, .request(route: "presign", status: 201, seconds: 0.01))
+        for n in 0..<(MetricsCollector.maxSeries + 50) {
+            send(collector, "fast", 1, .finished(state: "ready", reason: "r\(n)", count: 1))
+        }
+        send(collector, "fast", 1, .request(route: "presign", status: 201, seconds: 0.01))
+        let out = text(collector)
+        #expect(out.contains(#"cameo_http_requests_total{pool="fast",route="presign",status="201"} 2"#))
+        let dropped = out.split(separator: "\n").first { $0.hasPrefix("cameo_metrics_dropped_events_total ") }
+        #expect(dropped.flatMap { Double($0.split(separator: " ")[1]) }.map { $0 >= 50 } == true)
     }
 
-    @Test func queueDepthIsReadFromThePoolsSocketWhenScraped() {
+    @Test func busyWorkersAndTheQueueAreReadFromThePoolsSocketWhenScraped() {
         var asked: [String] = []
-        let collector = MetricsCollector(queueDepth: { asked.append($0); return (queued: 7, backlog: 1024) }, isAlive: { _ in true })
+        let collector = MetricsCollector(listenerUse: { asked.append($0); return .init(queued: 7, backlog: 1024, connected: 2) })
         send(collector, "heavy", 5, .workerStarted(socket: "/run/cameo/heavy.sock"))
         let out = text(collector)
         #expect(asked == ["/run/cameo/heavy.sock"])
         #expect(out.contains(#"cameo_pool_queue_depth{pool="heavy"} 7"#))
         #expect(out.contains(#"cameo_pool_queue_limit{pool="heavy"} 1024"#))
+        #expect(out.contains(#"cameo_pool_busy_workers{pool="heavy"} 2"#))
         #expect(out.contains(#"cameo_worker_starts_total{pool="heavy"} 1"#))
     }
 }
@@ -90,19 +94,30 @@ import Testing
 @Suite struct SocketTests {
     func temporaryPath(_ name: String) -> String { "/tmp/cameo-metrics-test-\(getpid())-\(name)" }
 
-    @Test func datagramsReachTheBoundSocketAndNeverBlockTheSender() throws {
+    @Test func datagramsReachTheBoundSocketAndAFullQueueCostsTheSenderAtMostItsTimeout() throws {
         let path = temporaryPath("events.sock")
-        let sender = try DatagramSocket.sender()
-        #expect(!sender.send([1, 2, 3], to: path))  // nobody bound: dropped, no error, no wait
+        let sender = try DatagramSocket.sender(timeoutMilliseconds: 50)
+        let clock = SystemClock()
+        var started = clock.monotonicMilliseconds
+        #expect(!sender.send([1, 2, 3], to: path))  // nobody bound: dropped at once
+        #expect(clock.monotonicMilliseconds - started < 40)
         let receiver = try DatagramSocket.bind(path: path, mode: 0o600)
         #expect(sender.send(Array("hello".utf8), to: path))
         #expect(Poll.readable([receiver.fd], timeoutMilliseconds: 1000) == [true])
-        #expect(receiver.receive(maxBytes: 64) == Array("hello".utf8))
-        #expect(receiver.receive(maxBytes: 64) == nil)
-        // A full queue drops the message instead of blocking the worker.
+        var buffer = [UInt8](repeating: 0, count: 64)
+        #expect(receiver.receive(into: &buffer).map { Array(buffer[0..<$0]) } == Array("hello".utf8))
+        #expect(receiver.receive(into: &buffer) == nil)
+        // Nobody reads: the queue fills (net.unix.max_dgram_qlen), then a send waits its
+        // timeout and gives up instead of blocking the worker.
         var sent = 0
-        while sender.send([UInt8](repeating: 7, count: 256), to: path), sent < 100_000 { sent += 1 }
+        while sent < 100_000 {
+            started = clock.monotonicMilliseconds
+            guard sender.send([UInt8](repeating: 7, count: 256), to: path) else { break }
+            sent += 1
+        }
+        let waited = clock.monotonicMilliseconds - started
         #expect(sent > 0 && sent < 100_000)
+        #expect(waited >= 40 && waited < 1000, "waited \(waited) ms")
     }
 
     @Test func theAcceptQueueOfAListeningSocketIsWhatWaits() throws {
@@ -122,17 +137,16 @@ import Testing
         #expect(bound == 0)
         #expect(listen(listener, 16) == 0)
         #expect(SocketInspection.boundPath(fd: listener) == path)
-        #expect(SocketInspection.acceptQueue(path: path).map { [$0.queued, $0.backlog] } == [0, 16])
+        #expect(SocketInspection.listenerUse(path: path) == .init(queued: 0, backlog: 16, connected: 0))
         let clients = try (0..<3).map { _ in try StreamSocket.connect(unixPath: path, timeoutSeconds: 1) }
-        #expect(SocketInspection.acceptQueue(path: path)?.queued == 3)
-        #expect(SocketInspection.acceptQueue(path: temporaryPath("nobody.sock")) == nil)
+        #expect(SocketInspection.listenerUse(path: path) == .init(queued: 3, backlog: 16, connected: 0))
+        // A worker takes one: it is busy, two still wait.
+        let accepted = accept(listener, nil, nil)
+        #expect(accepted >= 0)
+        #expect(SocketInspection.listenerUse(path: path) == .init(queued: 2, backlog: 16, connected: 1))
+        close(accepted)
+        #expect(SocketInspection.listenerUse(path: path)?.connected == 0)
+        #expect(SocketInspection.listenerUse(path: temporaryPath("nobody.sock")) == nil)
         _ = clients
-    }
-
-    @Test func aProcessThatExitedDoesNotExist() {
-        #expect(SystemProcess.exists(SystemProcess.id))
-        #expect(SystemProcess.exists(1))
-        #expect(!SystemProcess.exists(0))
-        #expect(!SystemProcess.exists(4_194_303))  // above pid_max's ceiling on Linux
     }
 }

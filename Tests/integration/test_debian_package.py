@@ -179,7 +179,7 @@ def test_the_readme_steps_bring_it_up_beside_debians_default_site_and_an_upload_
     served = box.curl("-o", "/dev/null", "-w", "%{http_code} %{content_type}", "http://127.0.0.1/profile-media/pkguser/avatar.webp")
     assert served == "200 image/webp"
     # The collector under its unit saw it, and reads the pools' queues (netlink in its sandbox).
-    metrics = box.curl("http://127.0.0.1/metrics")
+    metrics = box.curl("http://127.0.0.1:9173/metrics")
     assert 'cameo_uploads_total{state="ready"} 1' in metrics, metrics
     assert re.search(r'cameo_pool_queue_limit\{pool="heavy"\} [1-9]', metrics), metrics
     assert 'cameo_http_requests_total{pool="heavy",route="upload",status="200"} 1' in metrics, metrics

@@ -15,7 +15,7 @@ SAMPLE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+
 
 
 def scrape(stack):
-    response = requests.get(stack.url("/metrics"))
+    response = requests.get(stack.metrics_url())
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples = {}
@@ -97,9 +97,10 @@ def test_counts_survive_worker_recycles_and_match_the_uploads(stack, jpeg):
 
 
 def test_an_address_outside_metrics_allow_is_refused(stack):
-    # nginx listens on 127.0.0.1; the client speaks from another loopback address, which
-    # metrics.allow (127.0.0.1 and ::1 by default) does not list.
-    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10, source_address=("127.0.0.2", 0))
+    # The metrics server listens on 127.0.0.1; the client speaks from another loopback address,
+    # which metrics.allow (127.0.0.1 and ::1 by default) does not list.
+    host, port = stack.config["metrics.listen"].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10, source_address=("127.0.0.2", 0))
     conn.request("GET", "/metrics")
     refused = conn.getresponse()
     body = refused.read()
@@ -108,6 +109,9 @@ def test_an_address_outside_metrics_allow_is_refused(stack):
     assert refused.getheader("Content-Type") == "application/json"
     assert b'"code":"forbidden"' in body and b"cameo_" not in body
     # The same request from 127.0.0.1 is answered, and only for GET and HEAD.
-    assert requests.get(stack.url("/metrics")).status_code == 200
-    assert requests.head(stack.url("/metrics")).status_code == 200
-    assert requests.post(stack.url("/metrics")).status_code == 405
+    assert requests.get(stack.metrics_url()).status_code == 200
+    assert requests.head(stack.metrics_url()).status_code == 200
+    assert requests.post(stack.metrics_url()).status_code == 405
+    # Not on the public site: a proxy in front of it (all of whose requests come from
+    # loopback) cannot pass a scrape on.
+    assert requests.get(stack.url("/metrics")).status_code == 404

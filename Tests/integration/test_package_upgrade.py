@@ -98,7 +98,7 @@ def test_an_upgrade_under_load_publishes_every_upload():
         wait_healthy(box)
         # What the new release added works: the collector counts the uploads made since it started.
         assert box.run("systemctl", "is-active", "cameo-metrics").stdout.strip() == "active"
-        assert re.search(r'cameo_uploads_total\{state="ready"\} [1-9]', box.curl("http://127.0.0.1/metrics"))
+        assert re.search(r'cameo_uploads_total\{state="ready"\} [1-9]', box.curl("http://127.0.0.1:9173/metrics"))
         latencies = sorted(float(line[3].split()[-1]) for line in done)
         print(f"\nupgrade {old_version} -> {new_version}: {len(done)} uploads, all published ({during} by the time the upgrade steps ended); "
               f"steps took {upgrade_seconds:.1f} s; PUT median {latencies[len(latencies) // 2]:.3f} s, max {latencies[-1]:.3f} s; "

@@ -34,7 +34,7 @@ def test_the_site_coexists_with_debians_default_site(stack):
         # Rendered as an install renders it, with its own host name; the media root must exist
         # for nginx (environment overrides of the stack's config).
         env = dict(os.environ, CAMEO_CONFIG=stack.config_path, CAMEO_MEDIA_ROOT=media, CAMEO_PUBLIC_BASE_URL="https://avatars.example.com",
-                   CAMEO_NGINX_LOG_DIRECTORY=etc)
+                   CAMEO_NGINX_LOG_DIRECTORY=etc, CAMEO_METRICS_LISTEN=f"127.0.0.1:{port + 1000}")
         cameoctl = os.path.join(ROOT, ".build", "release", "cameoctl")
         render = [cameoctl, "render-nginx", "--output", os.path.join(etc, "cameo"), "--site", os.path.join(etc, "sites-enabled", "cameo.conf"),
                   "--template", os.path.join(ROOT, "nginx", "sites-available", "cameo.conf.in")]
