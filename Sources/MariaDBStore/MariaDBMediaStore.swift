@@ -70,25 +70,25 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
             let guardValues: [DatabaseValue] = [.text(id.rawValue), .state(from)]
             switch change {
             case .claim(let bytes):
-                return try db.execute("UPDATE media_files SET state = ?, bytes = ? WHERE id = ? AND state = ?", [.state(to), .int(bytes)] + guardValues) == 1
+                return try db.execute("UPDATE media_files SET state = ?, \(Self.recordState), bytes = ? WHERE id = ? AND state = ?", [.state(to), .int(bytes)] + guardValues) == 1
             case .startScan:
-                return try db.execute("UPDATE media_files SET state = ? WHERE id = ? AND state = ?", [.state(to)] + guardValues) == 1
+                return try db.execute("UPDATE media_files SET state = ?, \(Self.recordState) WHERE id = ? AND state = ?", [.state(to)] + guardValues) == 1
             case .awaitVerdict:
                 return try db.execute("UPDATE media_files SET next_scan_at = NULL WHERE id = ? AND state = ?", guardValues) == 1
             case .clean(let milliseconds):
                 return try db.execute(
-                    "UPDATE media_files SET state = ?, is_virus_scanned = TRUE, next_scan_at = NULL, scan_ms = ? WHERE id = ? AND state = ?",
+                    "UPDATE media_files SET state = ?, \(Self.recordState), is_virus_scanned = TRUE, next_scan_at = NULL, scan_ms = ? WHERE id = ? AND state = ?",
                     [.state(to), .optionalInt(milliseconds)] + guardValues) == 1
             case .infected(let signature):
                 return try db.execute(
                     """
-                    UPDATE media_files SET state = ?, reject_reason = ?, is_virus_scanned = TRUE, scan_signature = ?, next_scan_at = NULL
+                    UPDATE media_files SET state = ?, \(Self.recordState), reject_reason = ?, is_virus_scanned = TRUE, scan_signature = ?, next_scan_at = NULL
                     WHERE id = ? AND state = ?
                     """,
                     [.state(to), .reason(.infected), .text(String(signature.prefix(255)))] + guardValues) == 1
             case .reject(let reason):
                 return try db.execute(
-                    "UPDATE media_files SET state = ?, reject_reason = ?, next_scan_at = NULL WHERE id = ? AND state = ?",
+                    "UPDATE media_files SET state = ?, \(Self.recordState), reject_reason = ?, next_scan_at = NULL WHERE id = ? AND state = ?",
                     [.state(to), .reason(reason)] + guardValues) == 1
             }
         }
@@ -131,7 +131,7 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
             try db.transaction {
                 let moved = try db.execute(
                     """
-                    UPDATE media_files SET state = ?, cdn_url = ?, processing_ms = ?, sniffed_type = ?, width = ?, height = ?, sha256 = ?
+                    UPDATE media_files SET state = ?, \(Self.recordState), cdn_url = ?, processing_ms = ?, sniffed_type = ?, width = ?, height = ?, sha256 = ?
                     WHERE id = ? AND state = ?
                     """,
                     [
@@ -180,7 +180,7 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
                 guard let current = try currentPointer(userID: userID), current.pointer?.mediaID == mediaID else { return false }
                 try movePointer(userID: userID, from: current, to: nil)
                 try db.execute(
-                    "UPDATE media_files SET state = ?, reject_reason = ?, scan_signature = ? WHERE id = ? AND state = ?",
+                    "UPDATE media_files SET state = ?, \(Self.recordState), reject_reason = ?, scan_signature = ? WHERE id = ? AND state = ?",
                     [
                         .state(MediaTransition.unpublish.to), .reason(.infected), .text(String(signature.prefix(255))), .text(mediaID.rawValue),
                         .state(MediaTransition.unpublish.from[0]),
@@ -289,7 +289,7 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
     public func expireUnused(createdBefore cutoff: Int) throws(StoreError) -> Int {
         try storing {
             try db.execute(
-                "UPDATE media_files SET state = ? WHERE state = ? AND created_at < FROM_UNIXTIME(?)",
+                "UPDATE media_files SET state = ?, \(Self.recordState) WHERE state = ? AND created_at < FROM_UNIXTIME(?)",
                 [.state(MediaTransition.expire.to), .state(MediaTransition.expire.from[0]), .int(cutoff)])
         }
     }
@@ -299,7 +299,7 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
         return try storing {
             try db.execute(
                 """
-                UPDATE media_files SET state = ?, reject_reason = ?, next_scan_at = NULL
+                UPDATE media_files SET state = ?, \(Self.recordState), reject_reason = ?, next_scan_at = NULL
                 WHERE state IN (\(Array(repeating: "?", count: from.count).joined(separator: ", "))) AND updated_at < FROM_UNIXTIME(?)
                 """,
                 [.state(MediaTransition.reject.to), .reason(.scanFailed)] + from.map { .state($0) } + [.int(cutoff)])
@@ -318,11 +318,15 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
         }
     }
 
+    /// Appended to every SET that changes `state` (sql/0006): MariaDB assigns left to right, so
+    /// `state` here is the new one.
+    static let recordState = "state_history = LEFT(CONCAT_WS(' ', state_history, CONCAT(state, '@', DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%dT%H:%i:%sZ'))), 1024)"
+
     // MARK: Operators (cameoctl), beyond the pipeline's contract
 
     /// Every column an operator asks about, in this order, for `show-media` and `stuck`.
     public static let operatorColumns = [
-        "id", "user_id", "state", "reject_reason", "declared_type", "declared_bytes", "sniffed_type", "bytes", "width", "height", "sha256",
+        "id", "user_id", "state", "state_history", "reject_reason", "declared_type", "declared_bytes", "sniffed_type", "bytes", "width", "height", "sha256",
         "is_virus_scanned", "scan_signature", "scan_attempts", "next_scan_at", "scan_ms", "processing_ms", "crop_x", "crop_y", "crop_size",
         "cdn_url", "upload_expires_at", "created_at", "updated_at",
     ]

@@ -67,8 +67,10 @@ def test_an_upgrade_under_load_publishes_every_upload():
 
         # README, "Upgrade", on this one host.
         started = time.monotonic()
-        box.run("dpkg", "-i", "/root/new.deb")
-        migrated = box.sh("CAMEO_CONFIG=/etc/cameo/cameo.conf cameoctl migrate").stdout.strip()
+        unpacked = box.run("dpkg", "-i", "/root/new.deb").stdout
+        # postinst ran the migrations of the new release; the README's own run finds none left.
+        migrated = next((line for line in unpacked.splitlines() if line.startswith(("applied:", "schema is up to date"))), "no migrate line")
+        assert box.sh("CAMEO_CONFIG=/etc/cameo/cameo.conf cameoctl migrate").stdout.strip() == "schema is up to date"
         box.sh("nginx -t 2>&1 && systemctl reload nginx")
         box.sh("systemctl restart cameo-pool@fast cameo-pool@heavy")
         box.sh("systemctl restart cameo-scan-retry && systemctl start cameo.target")
@@ -102,7 +104,7 @@ def test_an_upgrade_under_load_publishes_every_upload():
         latencies = sorted(float(line[3].split()[-1]) for line in done)
         print(f"\nupgrade {old_version} -> {new_version}: {len(done)} uploads, all published ({during} by the time the upgrade steps ended); "
               f"steps took {upgrade_seconds:.1f} s; PUT median {latencies[len(latencies) // 2]:.3f} s, max {latencies[-1]:.3f} s; "
-              f"migrate: {migrated}")
+              f"postinst's migrate: {migrated}")
     finally:
         box.stop()
         shutil.rmtree(out, ignore_errors=True)

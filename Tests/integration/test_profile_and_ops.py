@@ -1,5 +1,6 @@
 """Profile reads and deletes, health, and the worker pool's supervision."""
 import os
+import re
 import signal
 import time
 
@@ -122,6 +123,10 @@ def test_show_media_prints_everything_and_stuck_lists_unfinished_uploads(stack, 
     assert fields["state"] == "ready" and fields["user_id"] == user and fields["is_virus_scanned"] == "1"
     assert fields["sniffed_type"] == "image/png" and fields["scan_attempts"] == "0" and len(fields["sha256"]) == 64
     assert fields["scan_ms"] != "-" and fields["processing_ms"] != "-" and fields["created_at"] != "-"
+    # The state history: every change, in order, with its UTC time.
+    steps = fields["state_history"].split()
+    assert [step.split("@")[0] for step in steps] == ["received", "scanning", "processing", "ready"], steps
+    assert all(re.fullmatch(r"[a-z_]+@\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", step) for step in steps), steps
     missing = cameoctl(stack, "show-media", "0" * 32)
     assert missing.returncode == 1 and missing.stderr.strip() == f"cameoctl: no upload {'0' * 32}" and "USAGE" not in missing.stderr
     # A presigned URL nobody used is unfinished; with --minutes 0 it is listed, the published one not.
