@@ -69,6 +69,22 @@ def user():
     return "u" + uuid.uuid4().hex[:12]
 
 
+DEFAULT_AVATARS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "nginx", "www", "default-avatars")
+
+
+def is_default_avatar(response):
+    """Whether nginx answered with one of the shipped default pictures, for the size asked."""
+    if response.status_code != 200 or response.headers.get("Content-Type") != "image/webp":
+        return False
+    name = response.url.split("?")[0].rsplit("/", 1)[1]
+    shipped = set()
+    for variant in os.listdir(DEFAULT_AVATARS):
+        path = os.path.join(DEFAULT_AVATARS, variant, name)
+        with open(path if os.path.exists(path) else os.path.join(DEFAULT_AVATARS, variant, "avatar.webp"), "rb") as f:
+            shipped.add(f.read())
+    return response.content in shipped and response.headers.get("Cache-Control") == "public, max-age=300"
+
+
 def make_image(fmt, size=(800, 600), color=(200, 30, 30), mode="RGB"):
     image = Image.new(mode, size, color if mode == "RGB" else color + (128,))
     # A gradient, so the encoder has real content.

@@ -19,7 +19,7 @@ import pytest
 import requests
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
-from conftest import sql
+from conftest import sql, is_default_avatar
 
 OUTPUT_SIZES = (512, 256, 128, 64)
 
@@ -768,7 +768,8 @@ def test_delete_removes_every_file_and_the_folder(stack, user):
     assert not os.path.exists(folder), os.listdir(folder)
     for url in urls:
         assert requests.get(url).status_code == 404, url
-        assert requests.get(url.split("?")[0]).status_code == 404, url
+        assert is_default_avatar(requests.get(url.split("?")[0])), url
+        assert requests.get(url.split("?")[0] + "?d=404").status_code == 404, url
     assert_error(requests.get(stack.url("/api/v1/profile/me/avatar"), headers=auth(stack, user)), 404, "no_avatar")
     assert sql(stack, f"SELECT COUNT(*) FROM user_avatars WHERE user_id = '{user}'") == [["0"]]
     # A new upload after the delete publishes again.

@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import make_image, sql
+from conftest import make_image, sql, is_default_avatar
 from test_upload_flow import assert_error, upload
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -127,7 +127,9 @@ def test_rescan_unpublishes_avatars_a_new_signature_detects(stack, user, png):
         os.unlink(database)
         clamd_command(stack, b"RELOAD")
         time.sleep(1)
-    assert requests.get(response.json()["avatar_url"].split("?")[0]).status_code == 404
+    # Unpublished: its versioned URL is gone, the plain one shows the default picture.
+    assert requests.get(response.json()["avatar_url"]).status_code == 404
+    assert is_default_avatar(requests.get(response.json()["avatar_url"].split("?")[0]))
     assert requests.get(stack.url("/api/v1/profile/me/avatar"), headers={"Authorization": f"Bearer {stack.token(user)}"}).status_code == 404
     row = sql(stack, f"SELECT state, reject_reason, scan_signature FROM media_files WHERE id = '{presigned['media_id']}'")
     assert row == [["rejected", "infected", "Cameo.Test.Rescan.UNOFFICIAL"]]
