@@ -51,6 +51,7 @@ let package = Package(
         systemLibrary("CWebP", pkgConfig: "libwebp", apt: ["libwebp-dev"]),
         systemLibrary("CJPEG", pkgConfig: "libjpeg", apt: ["libjpeg-dev"]),
         systemLibrary("CPNG", pkgConfig: "libpng", apt: ["libpng-dev"]),
+        systemLibrary("CLCMS2", pkgConfig: "lcms2", apt: ["liblcms2-dev"]),
         .target(name: "CSignals"),
         .target(name: "CJPEGShim", dependencies: ["CJPEG"]),
         .target(name: "CSockDiag"),
@@ -62,7 +63,7 @@ let package = Package(
         .target(name: "CameoCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(
             name: "Imaging",
-            dependencies: ["CWebP", "CJPEG", "CPNG", "CJPEGShim"],
+            dependencies: ["CWebP", "CJPEG", "CPNG", "CJPEGShim", "CLCMS2"],
             swiftSettings: swiftSettings
         ),
         .target(name: "CameoCore", dependencies: ["CameoCrypto", "CameoSystem"], swiftSettings: swiftSettings),

@@ -118,6 +118,45 @@ int cameo_jpeg_read_header(const unsigned char *data, size_t size, cameo_jpeg_in
     return CAMEO_JPEG_OK;
 }
 
+int cameo_jpeg_read_icc(const unsigned char *data, size_t size, unsigned char *out, size_t capacity,
+                        size_t *length, cameo_jpeg_info *info) {
+    if (!info || !length) return CAMEO_JPEG_BAD_ARGUMENT;
+    clear_info(info);
+    *length = 0;
+    if (!data || !out || size == 0 || size > (size_t)0x7fffffff) return CAMEO_JPEG_BAD_ARGUMENT;
+
+    struct jpeg_decompress_struct cinfo;
+    cameo_error_mgr err;
+    JOCTET *profile = NULL;
+    install_error_mgr(&err, info->message);
+    cinfo.err = &err.pub;
+    if (setjmp(err.jump)) {
+        free(profile);
+        jpeg_destroy_decompress(&cinfo);
+        return err.status;
+    }
+    jpeg_create_decompress(&cinfo);
+    cinfo.mem->max_memory_to_use = CAMEO_JPEG_MAX_MEMORY;
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    // Kept whole (a segment is at most 64 KB), so the profile can be put back together.
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 2, 0xFFFF);
+    jpeg_read_header(&cinfo, TRUE);
+    copy_header(&cinfo, info);
+    unsigned int profile_length = 0;
+    int status = CAMEO_JPEG_OK;
+    if (jpeg_read_icc_profile(&cinfo, &profile, &profile_length)) {
+        if (profile_length > capacity) {
+            status = CAMEO_JPEG_BUFFER_TOO_SMALL;
+        } else {
+            memcpy(out, profile, profile_length);
+            *length = profile_length;
+        }
+    }
+    free(profile);
+    jpeg_destroy_decompress(&cinfo);
+    return status;
+}
+
 // Adobe (Photoshop) CMYK JPEGs store every channel inverted (255 = no ink), and libjpeg hands
 // them back as stored. With the marker, R = C' * K' / 255 on the stored values; without it the
 // values are plain ink amounts, so invert first.

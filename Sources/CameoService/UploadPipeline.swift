@@ -257,6 +257,7 @@ public struct UploadPipeline: Sendable {
         } catch {
             return try reject(&media, RejectReason(error), refusal(for: error))
         }
+        if let note = renditions.colourNote { Log.message("upload \(media.id): \(note)") }
         let own = AvatarFiles.OwnVersion(version: AvatarLayout.version(of: renditions.webp), renditions: renditions.webp)
         let pointer = AvatarPointer(userID: media.userID, mediaID: media.id, version: own.version, sizes: Array(renditions.webp.keys))
         // The version's files first, under names of their own: nothing points at them yet.

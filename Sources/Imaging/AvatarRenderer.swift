@@ -38,12 +38,15 @@ public struct AvatarRenderer: Sendable {
         let header = probed.header
         let window = try sourceWindow(for: crop, header: header)
 
-        let decoded: Raster
+        var decoded: Raster
         var decodeWindow = window
+        var colour = ColourManagement.Outcome.untouched
         switch header.format {
         case .jpeg:
             let d = Self.dctScaleDenominator(cropSize: window.size, largestOutput: largest)
             decoded = try decodeJPEG(bytes, width: header.width, height: header.height, scaleDenominator: d)
+            // Before resampling: the filter mixes colours, and must mix the ones that were seen.
+            (decoded, colour) = ColourManagement.toSRGB(decoded, profile: ColourManagement.jpegProfile(bytes))
             // Scaled pixel i covers source pixels [i·d, (i+1)·d), so coordinates divide exactly.
             let scale = 1 / Double(d)
             decodeWindow = SourceWindow(x: window.x * scale, y: window.y * scale, size: window.size * scale)
@@ -73,8 +76,14 @@ public struct AvatarRenderer: Sendable {
         for (size, raster) in rasters {
             webp[size] = try encodeWebP(raster, quality: quality, method: method)
         }
+        var note: String? = nil
+        switch colour {
+        case .untouched: break
+        case .converted(let name): note = "colours converted to sRGB from the embedded profile \(name)"
+        case .ignored(let why): note = "embedded colour profile ignored: \(why)"
+        }
         return AvatarRenditions(
-            sourceWidth: header.width, sourceHeight: header.height, format: header.format, webp: webp)
+            sourceWidth: header.width, sourceHeight: header.height, format: header.format, webp: webp, colourNote: note)
     }
 
     /// Validates the client's crop against the oriented size (or builds the centred default)

@@ -96,4 +96,7 @@ public struct AvatarRenditions: Sendable {
     public let format: ImageFormat
     /// Output side length -> encoded WebP bytes, one entry per configured size.
     public let webp: [Int: [UInt8]]
+    /// What colour management did, for the log: converted from a profile, or ignored one
+    /// (broken, hostile, too large). Nil when the source had none, or an sRGB one.
+    public var colourNote: String? = nil
 }

@@ -60,6 +60,13 @@ int cameo_jpeg_read_header(const unsigned char *data, size_t size, cameo_jpeg_in
 int cameo_jpeg_decode_rgb(const unsigned char *data, size_t size, int scale_denom,
                           unsigned char *out, size_t out_capacity, cameo_jpeg_info *info);
 
+/// The embedded ICC profile: the APP2 "ICC_PROFILE" segments, reassembled in their order
+/// (jpeg_read_icc_profile), copied into `out`. CAMEO_JPEG_OK with `*length` its size, 0 when
+/// the file has none (or its segments do not fit together); CAMEO_JPEG_BUFFER_TOO_SMALL when
+/// it is larger than `capacity` (the caller's bound).
+int cameo_jpeg_read_icc(const unsigned char *data, size_t size, unsigned char *out, size_t capacity,
+                        size_t *length, cameo_jpeg_info *info);
+
 /// Encodes packed pixels to a baseline or progressive JPEG; used to generate test inputs.
 /// `components` is 1 (gray), 3 (RGB) or 4 (CMYK, written as Adobe YCCK with inverted values as
 /// Photoshop does; pass the inverted values). The JPEG is written straight into `out`

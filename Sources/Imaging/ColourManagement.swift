@@ -1,0 +1,103 @@
+internal import CJPEGShim
+internal import CLCMS2
+
+/// Embedded ICC profiles, honoured with littlecms: decoded pixels are converted from their
+/// profile to sRGB before resampling, so the avatar shows the colours the photo was seen in
+/// (a Display P3 iPhone photo, an Adobe RGB camera file). The output carries no profile: it
+/// is sRGB.
+///
+/// Relative colorimetric with black-point compensation, not perceptual: the matrix profiles
+/// of cameras and phones (Adobe RGB, Display P3, ProPhoto) have no perceptual tables, so
+/// littlecms would fall back to colorimetric anyway, and colorimetric keeps every colour that
+/// sRGB can show exactly where it was; only colours outside sRGB are clipped. Black-point
+/// compensation maps the source's black to sRGB's instead of crushing the shadows.
+enum ColourManagement {
+    /// The largest profile read (real ones are a few hundred bytes to a few hundred KB); a
+    /// larger one is ignored.
+    static let maxProfileBytes = 1 << 20
+
+    /// What happened to the source's colours, for the log.
+    enum Outcome: Equatable, Sendable {
+        /// No profile, or one that describes sRGB: the pixels were used as they are.
+        case untouched
+        /// Converted from the profile named here.
+        case converted(String)
+        /// A profile was there but could not be used (why); the pixels were used as they are.
+        case ignored(String)
+    }
+
+    /// The JPEG's embedded profile, or nil when it has none (or one over `maxProfileBytes`,
+    /// reported as `.ignored` by the caller through `toSRGB`).
+    static func jpegProfile(_ bytes: [UInt8]) -> [UInt8]? {
+        var info = cameo_jpeg_info()
+        var length = 0
+        var status: Int32 = 0
+        let profile = [UInt8](unsafeUninitializedCapacity: maxProfileBytes) { out, count in
+            status = bytes.withUnsafeBufferPointer { src in
+                cameo_jpeg_read_icc(src.baseAddress, src.count, out.baseAddress, maxProfileBytes, &length, &info)
+            }
+            count = status == Int32(CAMEO_JPEG_OK) ? length : 0
+        }
+        if status == Int32(CAMEO_JPEG_BUFFER_TOO_SMALL) { return [] }  // too large: ignored
+        return profile.isEmpty ? nil : profile
+    }
+
+    /// `raster` in sRGB, converted from `profile` (RGB or RGBA, 8 bits).
+    static func toSRGB(_ raster: Raster, profile: [UInt8]?) -> (Raster, Outcome) {
+        guard let profile else { return (raster, .untouched) }
+        guard !profile.isEmpty else { return (raster, .ignored("profile over \(maxProfileBytes) bytes")) }
+        // Errors of a hostile or broken profile come back as NULL; nothing is printed.
+        cmsSetLogErrorHandler(nil)
+        guard let source = profile.withUnsafeBytes({ cmsOpenProfileFromMem($0.baseAddress, UInt32($0.count)) }) else {
+            return (raster, .ignored("profile unreadable"))
+        }
+        defer { cmsCloseProfile(source) }
+        guard cmsGetColorSpace(source) == cmsSigRgbData else { return (raster, .ignored("not an RGB profile")) }
+        let name = description(of: source)
+        guard let srgb = cmsCreate_sRGBProfile() else { return (raster, .ignored("no sRGB profile")) }
+        defer { cmsCloseProfile(srgb) }
+        // Already sRGB (by what it says, not what it is called): no transform, no cost.
+        if describesSameSpace(source, srgb) { return (raster, .untouched) }
+        let format = raster.hasAlpha ? cameo_lcms_rgba_8 : cameo_lcms_rgb_8
+        let flags = UInt32(cmsFLAGS_BLACKPOINTCOMPENSATION) | (raster.hasAlpha ? UInt32(cmsFLAGS_COPY_ALPHA) : 0)
+        guard let transform = cmsCreateTransform(source, format, srgb, format, UInt32(INTENT_RELATIVE_COLORIMETRIC), flags) else {
+            return (raster, .ignored("profile \(name) cannot be converted"))
+        }
+        defer { cmsDeleteTransform(transform) }
+        var converted = raster
+        raster.pixels.withUnsafeBytes { src in
+            converted.pixels.withUnsafeMutableBytes { dst in
+                cmsDoTransform(transform, src.baseAddress, dst.baseAddress, UInt32(raster.width * raster.height))
+            }
+        }
+        return (converted, .converted(name))
+    }
+
+    /// Whether two matrix/TRC profiles have the same colorants and tone curves, within what
+    /// 8 bits can show. A profile without them (a LUT profile) is not taken for sRGB.
+    static func describesSameSpace(_ a: cmsHPROFILE, _ b: cmsHPROFILE) -> Bool {
+        let colorants = [cmsSigRedColorantTag, cmsSigGreenColorantTag, cmsSigBlueColorantTag]
+        for tag in colorants {
+            guard let x = cmsReadTag(a, tag)?.assumingMemoryBound(to: cmsCIEXYZ.self).pointee,
+                let y = cmsReadTag(b, tag)?.assumingMemoryBound(to: cmsCIEXYZ.self).pointee,
+                abs(x.X - y.X) < 0.002, abs(x.Y - y.Y) < 0.002, abs(x.Z - y.Z) < 0.002
+            else { return false }
+        }
+        for tag in [cmsSigRedTRCTag, cmsSigGreenTRCTag, cmsSigBlueTRCTag] {
+            guard let p = cmsReadTag(a, tag), let q = cmsReadTag(b, tag) else { return false }
+            let first = OpaquePointer(p), second = OpaquePointer(q)
+            for step in 0...16 {
+                let v = Float(step) / 16
+                if abs(cmsEvalToneCurveFloat(first, v) - cmsEvalToneCurveFloat(second, v)) > 0.5 / 255 { return false }
+            }
+        }
+        return true
+    }
+
+    private static func description(of profile: cmsHPROFILE) -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let count = cmsGetProfileInfoASCII(profile, cmsInfoDescription, "en", "US", &buffer, UInt32(buffer.count))
+        guard count > 0 else { return "without a name" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

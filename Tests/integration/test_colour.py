@@ -1,0 +1,89 @@
+"""Colour management through the real path: a JPEG tagged with its ICC profile (Adobe RGB,
+Display P3, ProPhoto, one whose red and green colorants are swapped) is published with the
+colours of the same picture uploaded as sRGB; the same file with its profile stripped is far
+off, which shows the test can fail. Profiles and conversions come from colour.py (written from
+the ICC and CIE documents), not from the code under test."""
+import io
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+import colour
+from test_upload_flow import upload
+
+
+def saturated_picture(side=256):
+    """Hues all round at full and half saturation, light to dark: colours every space differs on."""
+    y, x = np.mgrid[0:side, 0:side] / (side - 1)
+    hue = x * 6.0
+    sector = np.floor(hue) % 6
+    f = hue - np.floor(hue)
+    value = 0.55 + 0.45 * (1 - np.abs(2 * y - 1))
+    saturation = np.ones_like(y)
+    p, q, t = value * (1 - saturation), value * (1 - saturation * f), value * (1 - saturation * (1 - f))
+    choices = [(value, t, p), (q, value, p), (p, value, t), (p, q, value), (t, p, value), (value, p, q)]
+    rgb = np.zeros((side, side, 3))
+    for index, (r, g, b) in enumerate(choices):
+        mask = sector == index
+        rgb[mask] = np.stack([r, g, b], axis=-1)[mask]
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def jpeg(pixels, profile=None):
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(out, "JPEG", quality=95, subsampling=0, **({"icc_profile": profile} if profile else {}))
+    return out.getvalue()
+
+
+def published(stack, user, body):
+    _, response = upload(stack, user, body, "image/jpeg")
+    assert response.status_code == 200 and response.json()["state"] == "ready", response.text
+    served = requests.get(response.json()["avatar_url"])
+    image = Image.open(io.BytesIO(served.content))
+    assert "icc_profile" not in image.info, "the output carries no profile: it is sRGB"
+    return np.asarray(image.convert("RGB"))
+
+
+def mean_difference(a, b):
+    return float(colour.ciede2000(colour.srgb_to_lab(a), colour.srgb_to_lab(b)).mean())
+
+
+@pytest.fixture(scope="module")
+def reference(stack):
+    picture = saturated_picture()
+    return picture, published(stack, "colourref", jpeg(picture))
+
+
+@pytest.mark.parametrize("space", ["adobe-rgb", "display-p3", "prophoto"])
+def test_a_tagged_jpeg_is_published_in_the_colours_it_was_seen_in(stack, user, reference, space):
+    picture, expected = reference
+    encoded = colour.convert_srgb(picture, space)
+    tagged = mean_difference(published(stack, user + "t", jpeg(encoded, colour.icc_profile(space))), expected)
+    stripped = mean_difference(published(stack, user + "s", jpeg(encoded)), expected)
+    print(f"\n{space}: mean dE00 tagged {tagged:.2f}, stripped {stripped:.2f}")
+    assert tagged <= 1.0, tagged
+    assert stripped > 3.0, stripped
+
+
+def test_a_profile_that_swaps_two_channels_puts_them_back(stack, user, reference):
+    picture, expected = reference
+    swapped = picture[..., [1, 0, 2]]
+    # Named as sRGB's own profile is: what a profile says counts, not what it is called.
+    profile = colour.icc_profile("srgb", swap_red_green=True, description="sRGB IEC61966-2.1")
+    tagged = mean_difference(published(stack, user + "t", jpeg(swapped, profile)), expected)
+    stripped = mean_difference(published(stack, user + "s", jpeg(swapped)), expected)
+    assert tagged <= 1.0, tagged
+    assert stripped > 3.0, stripped
+
+
+def test_an_srgb_tagged_jpeg_needs_no_conversion(stack, user, reference):
+    picture, expected = reference
+    assert mean_difference(published(stack, user, jpeg(picture, colour.icc_profile("srgb"))), expected) <= 1.0
+
+
+def test_a_broken_profile_is_ignored_and_the_upload_published(stack, user, reference):
+    picture, expected = reference
+    junk = colour.icc_profile("adobe-rgb")[:200] + b"\xff" * 300     # a header, then garbage
+    assert mean_difference(published(stack, user, jpeg(picture, junk)), expected) <= 1.0
