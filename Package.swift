@@ -54,6 +54,7 @@ let package = Package(
         systemLibrary("CLCMS2", pkgConfig: "lcms2", apt: ["liblcms2-dev"]),
         .target(name: "CSignals"),
         .target(name: "CJPEGShim", dependencies: ["CJPEG"]),
+        .target(name: "CPNGShim", dependencies: ["CPNG"]),
         .target(name: "CSockDiag"),
 
         .target(
@@ -63,7 +64,7 @@ let package = Package(
         .target(name: "CameoCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(
             name: "Imaging",
-            dependencies: ["CWebP", "CJPEG", "CPNG", "CJPEGShim", "CLCMS2"],
+            dependencies: ["CWebP", "CJPEG", "CPNG", "CJPEGShim", "CPNGShim", "CLCMS2"],
             swiftSettings: swiftSettings
         ),
         .target(name: "CameoCore", dependencies: ["CameoCrypto", "CameoSystem"], swiftSettings: swiftSettings),

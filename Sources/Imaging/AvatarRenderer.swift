@@ -52,8 +52,10 @@ public struct AvatarRenderer: Sendable {
             decodeWindow = SourceWindow(x: window.x * scale, y: window.y * scale, size: window.size * scale)
         case .png:
             decoded = try decodePNG(bytes, width: header.width, height: header.height)
+            (decoded, colour) = ColourManagement.toSRGB(decoded, profile: ColourManagement.pngProfile(bytes))
         case .webp:
             decoded = try decodeWebP(bytes, width: header.width, height: header.height)
+            (decoded, colour) = ColourManagement.toSRGB(decoded, profile: ColourManagement.webpProfile(bytes))
         }
 
         let orientation = header.exifOrientation

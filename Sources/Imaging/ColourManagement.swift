@@ -1,5 +1,7 @@
 internal import CJPEGShim
 internal import CLCMS2
+internal import CPNGShim
+internal import CWebP
 
 /// Embedded ICC profiles, honoured with littlecms: decoded pixels are converted from their
 /// profile to sRGB before resampling, so the avatar shows the colours the photo was seen in
@@ -40,6 +42,37 @@ enum ColourManagement {
         }
         if status == Int32(CAMEO_JPEG_BUFFER_TOO_SMALL) { return [] }  // too large: ignored
         return profile.isEmpty ? nil : profile
+    }
+
+    /// The PNG's iCCP profile, or nil when it has none. (Where a file has none, libpng's
+    /// simplified decoder already maps its gAMA to sRGB's curve; cHRM is not read.)
+    static func pngProfile(_ bytes: [UInt8]) -> [UInt8]? {
+        var length = 0
+        var status: Int32 = 0
+        let profile = [UInt8](unsafeUninitializedCapacity: maxProfileBytes) { out, count in
+            status = bytes.withUnsafeBufferPointer { src in cameo_png_read_icc(src.baseAddress, src.count, out.baseAddress, maxProfileBytes, &length) }
+            count = status == 0 ? length : 0
+        }
+        if status == 1 { return [] }  // too large: ignored
+        return profile.isEmpty ? nil : profile
+    }
+
+    /// The WebP's ICCP chunk (extended format), or nil when it has none.
+    static func webpProfile(_ bytes: [UInt8]) -> [UInt8]? {
+        bytes.withUnsafeBufferPointer { src -> [UInt8]? in
+            var data = WebPData(bytes: src.baseAddress, size: src.count)
+            guard let demux = WebPDemux(&data) else { return nil }
+            defer { WebPDemuxDelete(demux) }
+            var chunk = WebPChunkIterator()
+            guard WebPDemuxGetChunk(demux, "ICCP", 1, &chunk) != 0 else { return nil }
+            defer { WebPDemuxReleaseChunkIterator(&chunk) }
+            guard chunk.chunk.size <= maxProfileBytes else { return [] }  // too large: ignored
+            // The chunk points into `bytes`: copied out, so no pointer escapes.
+            guard let start = chunk.chunk.bytes, let base = src.baseAddress else { return nil }
+            let offset = start - base
+            guard offset >= 0, offset + chunk.chunk.size <= src.count else { return nil }
+            return Array(src[offset..<(offset + chunk.chunk.size)])
+        }
     }
 
     /// `raster` in sRGB, converted from `profile` (RGB or RGBA, 8 bits).

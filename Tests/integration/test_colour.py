@@ -31,14 +31,26 @@ def saturated_picture(side=256):
     return np.round(rgb * 255).astype(np.uint8)
 
 
-def jpeg(pixels, profile=None):
+def jpeg(pixels, profile=None, kind="jpeg"):
+    """The picture as a file of `kind` (lossless but for JPEG), tagged with `profile` if given."""
     out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(out, "JPEG", quality=95, subsampling=0, **({"icc_profile": profile} if profile else {}))
+    tag = {"icc_profile": profile} if profile else {}
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    if kind == "jpeg":
+        image.save(out, "JPEG", quality=95, subsampling=0, **tag)
+    elif kind == "png":
+        image.save(out, "PNG", **tag)
+    else:
+        image.save(out, "WEBP", lossless=True, **tag)
     return out.getvalue()
 
 
+TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
 def published(stack, user, body):
-    _, response = upload(stack, user, body, "image/jpeg")
+    kind = "png" if body.startswith(b"\x89PNG") else "webp" if body[8:12] == b"WEBP" else "jpeg"
+    _, response = upload(stack, user, body, TYPES[kind])
     assert response.status_code == 200 and response.json()["state"] == "ready", response.text
     served = requests.get(response.json()["avatar_url"])
     image = Image.open(io.BytesIO(served.content))
@@ -56,13 +68,16 @@ def reference(stack):
     return picture, published(stack, "colourref", jpeg(picture))
 
 
-@pytest.mark.parametrize("space", ["adobe-rgb", "display-p3", "prophoto"])
-def test_a_tagged_jpeg_is_published_in_the_colours_it_was_seen_in(stack, user, reference, space):
+@pytest.mark.parametrize("kind,space", [
+    ("jpeg", "adobe-rgb"), ("jpeg", "display-p3"), ("jpeg", "prophoto"),
+    ("png", "adobe-rgb"), ("png", "display-p3"), ("png", "prophoto"), ("webp", "display-p3"), ("webp", "adobe-rgb"),
+])
+def test_a_tagged_file_is_published_in_the_colours_it_was_seen_in(stack, user, reference, kind, space):
     picture, expected = reference
     encoded = colour.convert_srgb(picture, space)
-    tagged = mean_difference(published(stack, user + "t", jpeg(encoded, colour.icc_profile(space))), expected)
-    stripped = mean_difference(published(stack, user + "s", jpeg(encoded)), expected)
-    print(f"\n{space}: mean dE00 tagged {tagged:.2f}, stripped {stripped:.2f}")
+    tagged = mean_difference(published(stack, user + "t", jpeg(encoded, colour.icc_profile(space), kind)), expected)
+    stripped = mean_difference(published(stack, user + "s", jpeg(encoded, None, kind)), expected)
+    print(f"\n{kind} {space}: mean dE00 tagged {tagged:.2f}, stripped {stripped:.2f}")
     assert tagged <= 1.0, tagged
     assert stripped > 3.0, stripped
 
