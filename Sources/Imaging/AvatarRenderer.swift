@@ -38,28 +38,30 @@ public struct AvatarRenderer: Sendable {
         let header = probed.header
         let window = try sourceWindow(for: crop, header: header)
 
-        var decoded: Raster
+        let decoded: Raster
         var decodeWindow = window
-        var colour = ColourManagement.Outcome.untouched
+        let profile: [UInt8]?
         switch header.format {
         case .jpeg:
             let d = Self.dctScaleDenominator(cropSize: window.size, largestOutput: largest)
             decoded = try decodeJPEG(bytes, width: header.width, height: header.height, scaleDenominator: d)
-            // Before resampling: the filter mixes colours, and must mix the ones that were seen.
-            (decoded, colour) = ColourManagement.toSRGB(decoded, profile: ColourManagement.jpegProfile(bytes))
+            profile = ColourManagement.jpegProfile(bytes)
             // Scaled pixel i covers source pixels [i·d, (i+1)·d), so coordinates divide exactly.
             let scale = 1 / Double(d)
             decodeWindow = SourceWindow(x: window.x * scale, y: window.y * scale, size: window.size * scale)
         case .png:
             decoded = try decodePNG(bytes, width: header.width, height: header.height)
-            (decoded, colour) = ColourManagement.toSRGB(decoded, profile: ColourManagement.pngProfile(bytes))
+            profile = ColourManagement.pngProfile(bytes)
         case .webp:
             decoded = try decodeWebP(bytes, width: header.width, height: header.height)
-            (decoded, colour) = ColourManagement.toSRGB(decoded, profile: ColourManagement.webpProfile(bytes))
+            profile = ColourManagement.webpProfile(bytes)
         }
 
+        // To sRGB from the embedded profile, on each rendition (see ColourManagement).
+        let (conversion, colour) = ColourManagement.conversion(from: profile, alpha: decoded.hasAlpha)
+        let toSRGB = { (raster: Raster) in conversion?.apply(raster) ?? raster }
         let orientation = header.exifOrientation
-        let top = resampleSquare(decoded, window: decodeWindow, outSize: largest).oriented(orientation)
+        let top = toSRGB(resampleSquare(decoded, window: decodeWindow, outSize: largest).oriented(orientation))
         var rasters: [Int: Raster] = [largest: top]
         for size in sizes.dropFirst() {
             if decodeWindow.size >= Double(largest) {
@@ -70,7 +72,7 @@ public struct AvatarRenderer: Sendable {
                 rasters[size] = resampleSquare(top, window: full, outSize: size)
             } else {
                 // The largest was upscaled from a small crop: go back to the real pixels.
-                rasters[size] = resampleSquare(decoded, window: decodeWindow, outSize: size).oriented(orientation)
+                rasters[size] = toSRGB(resampleSquare(decoded, window: decodeWindow, outSize: size).oriented(orientation))
             }
         }
 

@@ -3,10 +3,16 @@ internal import CLCMS2
 internal import CPNGShim
 internal import CWebP
 
-/// Embedded ICC profiles, honoured with littlecms: decoded pixels are converted from their
-/// profile to sRGB before resampling, so the avatar shows the colours the photo was seen in
-/// (a Display P3 iPhone photo, an Adobe RGB camera file). The output carries no profile: it
-/// is sRGB.
+/// Embedded ICC profiles, honoured with littlecms: the avatar shows the colours the photo was
+/// seen in (a Display P3 iPhone photo, an Adobe RGB camera file). The output carries no
+/// profile: it is sRGB.
+///
+/// The conversion runs on the resampled renditions, not on the decoded source: a 2048×1280
+/// photo is 2.6 million pixels, its 512² rendition a tenth of that, and littlecms takes about
+/// 15 ns a pixel (40 ms a photo before, 4 ms after: +51 % CPU against +5 %). The resampler is
+/// linear in the encoded values either way, and what it mixes is neighbouring pixels of
+/// nearly the same colour, so the colours come out the same (the tests measure it: mean
+/// ΔE00 under 0.6 from the sRGB upload).
 ///
 /// Relative colorimetric with black-point compensation, not perceptual: the matrix profiles
 /// of cameras and phones (Adobe RGB, Display P3, ProPhoto) have no perceptual tables, so
@@ -75,35 +81,29 @@ enum ColourManagement {
         }
     }
 
-    /// `raster` in sRGB, converted from `profile` (RGB or RGBA, 8 bits).
-    static func toSRGB(_ raster: Raster, profile: [UInt8]?) -> (Raster, Outcome) {
-        guard let profile else { return (raster, .untouched) }
-        guard !profile.isEmpty else { return (raster, .ignored("profile over \(maxProfileBytes) bytes")) }
+    /// The conversion from `profile` to sRGB for pixels with or without alpha, made once and
+    /// applied to each rendition; nil with why when there is nothing to convert.
+    static func conversion(from profile: [UInt8]?, alpha: Bool) -> (SRGBConversion?, Outcome) {
+        guard let profile else { return (nil, .untouched) }
+        guard !profile.isEmpty else { return (nil, .ignored("profile over \(maxProfileBytes) bytes")) }
         // Errors of a hostile or broken profile come back as NULL; nothing is printed.
         cmsSetLogErrorHandler(nil)
         guard let source = profile.withUnsafeBytes({ cmsOpenProfileFromMem($0.baseAddress, UInt32($0.count)) }) else {
-            return (raster, .ignored("profile unreadable"))
+            return (nil, .ignored("profile unreadable"))
         }
         defer { cmsCloseProfile(source) }
-        guard cmsGetColorSpace(source) == cmsSigRgbData else { return (raster, .ignored("not an RGB profile")) }
+        guard cmsGetColorSpace(source) == cmsSigRgbData else { return (nil, .ignored("not an RGB profile")) }
         let name = description(of: source)
-        guard let srgb = cmsCreate_sRGBProfile() else { return (raster, .ignored("no sRGB profile")) }
+        guard let srgb = cmsCreate_sRGBProfile() else { return (nil, .ignored("no sRGB profile")) }
         defer { cmsCloseProfile(srgb) }
         // Already sRGB (by what it says, not what it is called): no transform, no cost.
-        if describesSameSpace(source, srgb) { return (raster, .untouched) }
-        let format = raster.hasAlpha ? cameo_lcms_rgba_8 : cameo_lcms_rgb_8
-        let flags = UInt32(cmsFLAGS_BLACKPOINTCOMPENSATION) | (raster.hasAlpha ? UInt32(cmsFLAGS_COPY_ALPHA) : 0)
+        if describesSameSpace(source, srgb) { return (nil, .untouched) }
+        let format = alpha ? cameo_lcms_rgba_8 : cameo_lcms_rgb_8
+        let flags = UInt32(cmsFLAGS_BLACKPOINTCOMPENSATION) | (alpha ? UInt32(cmsFLAGS_COPY_ALPHA) : 0)
         guard let transform = cmsCreateTransform(source, format, srgb, format, UInt32(INTENT_RELATIVE_COLORIMETRIC), flags) else {
-            return (raster, .ignored("profile \(name) cannot be converted"))
+            return (nil, .ignored("profile \(name) cannot be converted"))
         }
-        defer { cmsDeleteTransform(transform) }
-        var converted = raster
-        raster.pixels.withUnsafeBytes { src in
-            converted.pixels.withUnsafeMutableBytes { dst in
-                cmsDoTransform(transform, src.baseAddress, dst.baseAddress, UInt32(raster.width * raster.height))
-            }
-        }
-        return (converted, .converted(name))
+        return (SRGBConversion(transform: transform), .converted(name))
     }
 
     /// Whether two matrix/TRC profiles have the same colorants and tone curves, within what
@@ -132,5 +132,24 @@ enum ColourManagement {
         let count = cmsGetProfileInfoASCII(profile, cmsInfoDescription, "en", "US", &buffer, UInt32(buffer.count))
         guard count > 0 else { return "without a name" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// A littlecms transform from one source profile to sRGB (8-bit RGB or RGBA), freed with it.
+final class SRGBConversion {
+    private let transform: cmsHTRANSFORM
+
+    fileprivate init(transform: cmsHTRANSFORM) { self.transform = transform }
+
+    deinit { cmsDeleteTransform(transform) }
+
+    func apply(_ raster: Raster) -> Raster {
+        var converted = raster
+        raster.pixels.withUnsafeBytes { src in
+            converted.pixels.withUnsafeMutableBytes { dst in
+                cmsDoTransform(transform, src.baseAddress, dst.baseAddress, UInt32(raster.width * raster.height))
+            }
+        }
+        return converted
     }
 }
