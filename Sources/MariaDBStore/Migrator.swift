@@ -9,9 +9,10 @@ import FoundationEssentials
 /// Every host of a rolling upgrade may run `cameoctl migrate` at once, on any node of a Galera
 /// cluster, so the files are applied under a lock that holds across hosts: one row of
 /// `schema_migration_lock`, taken by an INSERT that only one writer can win (a duplicate key on
-/// one server; a certification conflict between Galera nodes). `GET_LOCK` would not do: it is
-/// local to the node that took it. A migrator that died leaves the row; it counts as free once
-/// its expiry passes, and a live one pushes the expiry on after every file.
+/// one server; a certification conflict between Galera nodes). MariaDB's named locks would not
+/// do: they are local to the node that took them. A migrator that died leaves the row; it
+/// counts as free once its expiry passes, and a live one pushes the expiry on before every
+/// statement (and stops if the lock is no longer its own).
 public struct Migrator {
     let db: Connection
     let directory: String

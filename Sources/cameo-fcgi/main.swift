@@ -18,29 +18,12 @@ import MariaDBStore
 /// pool, and the unit's restart runs `check-config`, which fails the unit after three tries.
 let stopsPoolOnConfigError = CommandLine.arguments.dropFirst().contains("--stop-pool-on-config-error")
 
-func fail(_ message: String, code: Int32) -> Never {
-    SystemProcess.writeError("cameo-fcgi: \(message)")
-    if code == ConfigError.exitStatus && stopsPoolOnConfigError {
-        SystemProcess.writeError("cameo-fcgi: stopping the pool: its workers cannot start with this configuration")
-        SystemProcess.terminateParent()
-    }
-    // The supervisor restarts exited workers at once; pausing keeps a worker that cannot
-    // start from spinning a core.
-    SystemProcess.sleep(seconds: 1)
-    SystemProcess.exit(code)
+let start = ProgramStart(name: "cameo-fcgi") {
+    guard stopsPoolOnConfigError else { return }
+    SystemProcess.writeError("cameo-fcgi: stopping the pool: its workers cannot start with this configuration")
+    SystemProcess.terminateParent()
 }
-
-if CommandLine.arguments.dropFirst().contains("--version") {
-    print("cameo-fcgi \(CameoVersion.current)")
-    SystemProcess.exit(0)
-}
-
-let config: Config
-do {
-    config = try Config.load(environment: SystemProcess.environment)
-} catch {
-    fail(error.description, code: ConfigError.exitStatus)  // EX_CONFIG: systemd and multiwatch should not spin on this
-}
+let config = start.config()
 
 // The pool is the name of the socket this worker accepts on (`/run/cameo/heavy.sock` → heavy).
 let poolSocket = SocketInspection.boundPath(fd: 0)
@@ -56,9 +39,9 @@ do {
     service = try Service(config: config, store: MariaDBMediaStore(config.database), metrics: metrics)
     server = try FastCGIServer()
 } catch let error as ConfigError {
-    fail(error.description, code: ConfigError.exitStatus)  // the token key named in the config cannot be read
+    start.fail(error.description, code: ConfigError.exitStatus)  // the token key named in the config cannot be read
 } catch {
-    fail("cannot start: \(error)", code: 70)
+    start.fail("cannot start: \(error)", code: 70)
 }
 FastCGIServer.installGracefulStop()
 

@@ -12,23 +12,8 @@ import CameoSystem
 import FastCGI
 import MetricsCollector
 
-func fail(_ message: String, code: Int32) -> Never {
-    SystemProcess.writeError("cameo-metrics: \(message)")
-    SystemProcess.sleep(seconds: 1)  // a supervisor restarting it at once would spin a core
-    SystemProcess.exit(code)
-}
-
-if CommandLine.arguments.dropFirst().contains("--version") {
-    print("cameo-metrics \(CameoVersion.current)")
-    SystemProcess.exit(0)
-}
-
-let config: Config
-do {
-    config = try Config.load(environment: SystemProcess.environment)
-} catch {
-    fail(error.description, code: ConfigError.exitStatus)
-}
+let start = ProgramStart(name: "cameo-metrics")
+let config = start.config()
 guard let eventsPath = config.metrics.eventsSocket else {
     // Not a failure: the unit ends cleanly instead of showing failed at every boot.
     SystemProcess.writeError("cameo-metrics: metrics.enabled is false: nothing to collect")
@@ -42,7 +27,7 @@ do {
     events = try DatagramSocket.bind(path: eventsPath, mode: 0o660)
     server = try FastCGIServer()
 } catch {
-    fail("cannot start: \(error)", code: 70)
+    start.fail("cannot start: \(error)", code: 70)
 }
 FastCGIServer.installGracefulStop()
 let gate = FrontGate(config.front)
@@ -82,6 +67,6 @@ while !FastCGIServer.stopRequested {
         }
     }
     // The listening socket failed (closed under it): exit non-zero, so systemd starts it again.
-    guard accepted || FastCGIServer.stopRequested else { fail("the scrape socket failed", code: 1) }
+    guard accepted || FastCGIServer.stopRequested else { start.fail("the scrape socket failed", code: 1) }
 }
 SystemProcess.exit(0)
