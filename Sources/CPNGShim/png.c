@@ -37,6 +37,11 @@ int cameo_png_read_icc(const unsigned char *data, size_t size, unsigned char *ou
         png_destroy_read_struct(&png, info ? &info : NULL, NULL);
         return 2;
     }
+    // Only iCCP is read: every other chunk before the image data (zTXt and iTXt inflate, and a
+    // file may hold a thousand of them) is skipped unread, as libpng's simplified API does.
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_AS_DEFAULT, (png_const_bytep) "iCCP", 1);
+    png_set_chunk_cache_max(png, 8);
     // A compressed profile may not inflate past the bound (a zip bomb in a chunk).
     png_set_chunk_malloc_max(png, (png_alloc_size_t)capacity + 1024);
     png_set_read_fn(png, &source, read_from_memory);

@@ -162,8 +162,18 @@ enum Log {
 
     static func message(_ text: String) { SystemProcess.writeError("level=info msg=\(quoted(text)) pid=\(SystemProcess.id)") }
 
+    /// A value as one quoted token: quotes and backslashes escaped, and every control character
+    /// (CR, LF, ESC, ...) a space, so nothing a client or a file chose can start a log line.
     static func quoted(_ text: String) -> String {
-        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: " ") + "\""
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            default: out.unicodeScalars.append(scalar.properties.generalCategory == .control ? " " : scalar)
+            }
+        }
+        return out + "\""
     }
 }
 

@@ -94,6 +94,12 @@ enum ColourManagement {
         defer { cmsCloseProfile(source) }
         guard cmsGetColorSpace(source) == cmsSigRgbData else { return (nil, .ignored("not an RGB profile")) }
         let name = description(of: source)
+        // Matrix/TRC profiles only (what cameras and phones write): littlecms allocates a LUT
+        // profile's whole grid before it reads it, so a few hundred bytes could ask for 500 MB.
+        let lutTags = [cmsSigAToB0Tag, cmsSigAToB1Tag, cmsSigAToB2Tag, cmsSigDToB0Tag, cmsSigDToB1Tag, cmsSigDToB2Tag]
+        guard cmsIsMatrixShaper(source) != 0, !lutTags.contains(where: { cmsIsTag(source, $0) != 0 }) else {
+            return (nil, .ignored("profile \(name) is not a matrix/TRC profile"))
+        }
         guard let srgb = cmsCreate_sRGBProfile() else { return (nil, .ignored("no sRGB profile")) }
         defer { cmsCloseProfile(srgb) }
         // Already sRGB (by what it says, not what it is called): no transform, no cost.
@@ -131,7 +137,9 @@ enum ColourManagement {
         var buffer = [CChar](repeating: 0, count: 256)
         let count = cmsGetProfileInfoASCII(profile, cmsInfoDescription, "en", "US", &buffer, UInt32(buffer.count))
         guard count > 0 else { return "without a name" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // The name is the file's to choose: printable ASCII only, and short, for the log.
+        let printable = buffer.prefix { $0 != 0 }.prefix(64).map { UInt8(bitPattern: $0) }.map { (0x20..<0x7F).contains($0) ? $0 : UInt8(ascii: "?") }
+        return String(decoding: printable, as: UTF8.self)
     }
 }
 

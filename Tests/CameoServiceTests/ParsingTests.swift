@@ -57,3 +57,14 @@ import Testing
         #expect(made.cookie("missing") == nil)
     }
 }
+
+@Suite struct LogTests {
+    @Test func aQuotedValueCannotStartALineOfItsOwn() {
+        // A profile's name or a client's error text is the sender's to choose.
+        let forged = "x\r\nlevel=error msg=\"forged\"\n\u{1B}[31m\r"
+        let quoted = Log.quoted(forged)
+        #expect(!quoted.unicodeScalars.contains { $0.properties.generalCategory == .control })
+        #expect(quoted == #""x  level=error msg=\"forged\"  [31m ""#)
+        #expect(Log.quoted(#"back\slash"#) == #""back\\slash""#)
+    }
+}

@@ -82,7 +82,7 @@ def is_default_avatar(response):
         path = os.path.join(DEFAULT_AVATARS, variant, name)
         with open(path if os.path.exists(path) else os.path.join(DEFAULT_AVATARS, variant, "avatar.webp"), "rb") as f:
             shipped.add(f.read())
-    return response.content in shipped and response.headers.get("Cache-Control") == "public, max-age=300"
+    return response.content in shipped and response.headers.get("Cache-Control") == "public, max-age=60"
 
 
 def make_image(fmt, size=(800, 600), color=(200, 30, 30), mode="RGB"):

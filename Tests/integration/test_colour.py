@@ -4,6 +4,7 @@ colours of the same picture uploaded as sRGB; the same file with its profile str
 off, which shows the test can fail. Profiles and conversions come from colour.py (written from
 the ICC and CIE documents), not from the code under test."""
 import io
+import os
 
 import numpy as np
 import pytest
@@ -93,12 +94,51 @@ def test_a_profile_that_swaps_two_channels_puts_them_back(stack, user, reference
     assert stripped > 3.0, stripped
 
 
+def heavy_log(stack):
+    with open(os.path.join(stack.state_dir, "log", "pool-heavy.log"), errors="replace") as f:
+        return f.read()
+
+
 def test_an_srgb_tagged_jpeg_needs_no_conversion(stack, user, reference):
     picture, expected = reference
-    assert mean_difference(published(stack, user, jpeg(picture, colour.icc_profile("srgb"))), expected) <= 1.0
+    _, response = upload(stack, user, jpeg(picture, colour.icc_profile("srgb")), "image/jpeg")
+    assert response.json()["state"] == "ready"
+    # The profile says sRGB (whatever it is called): no transform ran, and none was logged.
+    assert f"upload {response.json()['media_id']}: colours converted" not in heavy_log(stack)
 
 
-def test_a_broken_profile_is_ignored_and_the_upload_published(stack, user, reference):
+def test_a_photo_sized_source_and_every_rendition_are_converted(stack, user):
+    # 1024² (the path real photos take: the smaller sizes come from the 512 one), in P3.
+    picture = np.kron(saturated_picture(), np.ones((4, 4, 1), dtype=np.uint8))
+    plain = {}
+    _, reference = upload(stack, user + "r", jpeg(picture), "image/jpeg")
+    _, tagged = upload(stack, user + "t", jpeg(colour.convert_srgb(picture, "display-p3"), colour.icc_profile("display-p3")), "image/jpeg")
+    for size, url in reference.json()["variants"].items():
+        plain[size] = np.asarray(Image.open(io.BytesIO(requests.get(url).content)).convert("RGB"))
+    for size, url in tagged.json()["variants"].items():
+        seen = np.asarray(Image.open(io.BytesIO(requests.get(url).content)).convert("RGB"))
+        assert mean_difference(seen, plain[size]) <= 1.0, size
+
+
+def test_a_tagged_png_with_transparency_keeps_its_alpha(stack, user, reference):
+    picture, expected = reference
+    alpha = np.tile(np.linspace(255, 64, picture.shape[1]).astype(np.uint8), (picture.shape[0], 1))[..., None]
+    rgba = np.concatenate([colour.convert_srgb(picture, "adobe-rgb"), alpha], axis=-1)
+    out = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(out, "PNG", icc_profile=colour.icc_profile("adobe-rgb"))
+    _, response = upload(stack, user, out.getvalue(), "image/png")
+    served = Image.open(io.BytesIO(requests.get(response.json()["avatar_url"]).content))
+    assert served.mode == "RGBA"
+    pixels = np.asarray(served)
+    assert pixels[:, :8, 3].mean() > 240 and pixels[:, -8:, 3].mean() < 80, "the alpha ramp survives"
+    assert mean_difference(pixels[..., :3], expected) <= 1.0
+
+
+def test_a_broken_profile_is_ignored_logged_and_the_upload_published(stack, user, reference):
     picture, expected = reference
     junk = colour.icc_profile("adobe-rgb")[:200] + b"\xff" * 300     # a header, then garbage
-    assert mean_difference(published(stack, user, jpeg(picture, junk)), expected) <= 1.0
+    _, response = upload(stack, user, jpeg(picture, junk), "image/jpeg")
+    assert response.json()["state"] == "ready", response.text
+    seen = np.asarray(Image.open(io.BytesIO(requests.get(response.json()["avatar_url"]).content)).convert("RGB"))
+    assert mean_difference(seen, expected) <= 1.0
+    assert f"upload {response.json()['media_id']}: embedded colour profile ignored" in heavy_log(stack)

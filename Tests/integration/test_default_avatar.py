@@ -1,5 +1,5 @@
 """A user without an avatar gets a default picture from nginx alone (SPEC §2): a shipped
-silhouette picked by the user id, cached five minutes at most, never under a versioned URL;
+silhouette picked by the user id, cached a minute, never under a versioned URL;
 `?d=404` keeps the 404 for applications that draw their own."""
 import io
 import os
