@@ -11,7 +11,7 @@ public struct FrontGate: Sendable {
 
     /// `previous` is also admitted while a rotation runs (`nginx.fastcgi_previous_secret`):
     /// the workers accept both before nginx switches to the new secret.
-    public init(secret: String, previous: String? = nil) {
+    init(secret: String, previous: String? = nil) {
         expectedDigests = ([secret] + (previous.map { [$0] } ?? [])).map { Digest.sha256(Array($0.utf8)) }
     }
 

@@ -24,6 +24,10 @@ enum ColourManagement {
     /// larger one is ignored.
     static let maxProfileBytes = 1 << 20
 
+    /// littlecms's error log, off once per process: a hostile or broken profile's errors come
+    /// back as NULL, and are reported as `.ignored`.
+    private static let silenced: Void = cmsSetLogErrorHandler(nil)
+
     /// What happened to the source's colours, for the log.
     enum Outcome: Equatable, Sendable {
         /// No profile, or one that describes sRGB: the pixels were used as they are.
@@ -86,8 +90,7 @@ enum ColourManagement {
     static func conversion(from profile: [UInt8]?, alpha: Bool) -> (SRGBConversion?, Outcome) {
         guard let profile else { return (nil, .untouched) }
         guard !profile.isEmpty else { return (nil, .ignored("profile over \(maxProfileBytes) bytes")) }
-        // Errors of a hostile or broken profile come back as NULL; nothing is printed.
-        cmsSetLogErrorHandler(nil)
+        _ = silenced
         guard let source = profile.withUnsafeBytes({ cmsOpenProfileFromMem($0.baseAddress, UInt32($0.count)) }) else {
             return (nil, .ignored("profile unreadable"))
         }
