@@ -4,7 +4,9 @@
 //
 // Layout (one module per responsibility; C only in the thin wrapper modules):
 //   C*            system-library targets for the Debian libraries, plus the only C we own:
-//                 CSignals (async-signal-safe stop handling) and CJPEGShim (libjpeg's setjmp)
+//                 CSignals (async-signal-safe stop handling), CJPEGShim and CPNGShim (the
+//                 setjmp of libjpeg and libpng), CLCMS2Shim (littlecms with a memory budget),
+//                 CSockDiag (the kernel's socket queues)
 //   CameoSystem   POSIX plumbing: files, directories, sockets, environment, stderr, clocks
 //   FastCGI       libfcgi accept loop, request params, response writer
 //   MariaDB       libmariadb connection and prepared statements
@@ -55,6 +57,7 @@ let package = Package(
         .target(name: "CSignals"),
         .target(name: "CJPEGShim", dependencies: ["CJPEG"]),
         .target(name: "CPNGShim", dependencies: ["CPNG"]),
+        .target(name: "CLCMS2Shim", dependencies: ["CLCMS2"]),
         .target(name: "CSockDiag"),
 
         .target(
@@ -64,7 +67,7 @@ let package = Package(
         .target(name: "CameoCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(
             name: "Imaging",
-            dependencies: ["CWebP", "CJPEG", "CPNG", "CJPEGShim", "CPNGShim", "CLCMS2"],
+            dependencies: ["CWebP", "CJPEG", "CPNG", "CJPEGShim", "CPNGShim", "CLCMS2", "CLCMS2Shim"],
             swiftSettings: swiftSettings
         ),
         .target(name: "CameoCore", dependencies: ["CameoCrypto", "CameoSystem"], swiftSettings: swiftSettings),

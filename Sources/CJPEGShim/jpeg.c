@@ -175,7 +175,14 @@ static void cmyk_row_to_rgb(const JSAMPLE *in, unsigned char *out, JDIMENSION wi
     }
 }
 
+// Stored CMYK values as ink amounts (0 = no ink), in place: Adobe files store them inverted.
+static void cmyk_row_to_ink(JSAMPLE *row, JDIMENSION width, int inverted) {
+    if (!inverted) return;
+    for (size_t i = 0; i < (size_t)width * 4; i++) row[i] = (JSAMPLE)(255 - row[i]);
+}
+
 int cameo_jpeg_decode_rgb(const unsigned char *data, size_t size, int scale_denom,
+                          cameo_jpeg_cmyk_converter cmyk_converter, void *context,
                           unsigned char *out, size_t out_capacity, cameo_jpeg_info *info) {
     if (!info) return CAMEO_JPEG_BAD_ARGUMENT;
     clear_info(info);
@@ -246,7 +253,12 @@ int cameo_jpeg_decode_rgb(const unsigned char *data, size_t size, int scale_deno
         unsigned char *dest = out + (size_t)cinfo.output_scanline * row_bytes;
         if (cmyk) {
             if (jpeg_read_scanlines(&cinfo, cmyk_row, 1) != 1) break;
-            cmyk_row_to_rgb(cmyk_row[0], dest, cinfo.output_width, inverted);
+            if (cmyk_converter) {
+                cmyk_row_to_ink(cmyk_row[0], cinfo.output_width, inverted);
+                cmyk_converter(context, cmyk_row[0], dest, cinfo.output_width);
+            } else {
+                cmyk_row_to_rgb(cmyk_row[0], dest, cinfo.output_width, inverted);
+            }
         } else {
             JSAMPROW row = dest;
             if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) break;

@@ -38,30 +38,46 @@ public struct AvatarRenderer: Sendable {
         let header = probed.header
         let window = try sourceWindow(for: crop, header: header)
 
+        // `toSRGB` is the conversion still to run on each rendition; sources that need theirs
+        // while decoding (CMYK, 16-bit) have had it (see ColourManagement).
         let decoded: Raster
         var decodeWindow = window
-        let profile: [UInt8]?
+        let toSRGB: SRGBConversion?
+        let colour: ColourManagement.Outcome
         switch header.format {
         case .jpeg:
             let d = Self.dctScaleDenominator(cropSize: window.size, largestOutput: largest)
-            decoded = try decodeJPEG(bytes, width: header.width, height: header.height, scaleDenominator: d)
-            profile = ColourManagement.jpegProfile(bytes)
+            let (source, isCMYK) = ColourManagement.jpegColours(bytes)
+            if isCMYK {
+                let ink: SRGBConversion?
+                (ink, colour) = ColourManagement.conversion(from: source, input: .cmyk8)
+                decoded = try decodeJPEG(bytes, width: header.width, height: header.height, scaleDenominator: d, cmyk: ink)
+                toSRGB = nil
+            } else {
+                decoded = try decodeJPEG(bytes, width: header.width, height: header.height, scaleDenominator: d)
+                (toSRGB, colour) = ColourManagement.conversion(from: source, input: .rgb8)
+            }
             // Scaled pixel i covers source pixels [i·d, (i+1)·d), so coordinates divide exactly.
             let scale = 1 / Double(d)
             decodeWindow = SourceWindow(x: window.x * scale, y: window.y * scale, size: window.size * scale)
         case .png:
-            decoded = try decodePNG(bytes, width: header.width, height: header.height)
-            profile = ColourManagement.pngProfile(bytes)
+            let info = try readPNGColours(bytes)
+            // 16 bits reach littlecms only row by row, which Adam7's passes do not allow.
+            if info.is16Bit, !info.interlaced, case (let wide?, let outcome) = ColourManagement.conversion(from: info.source, input: info.hasAlpha ? .rgba16 : .rgb16) {
+                decoded = try decodePNG(bytes, width: header.width, height: header.height, hasAlpha: info.hasAlpha, wide: wide)
+                (toSRGB, colour) = (nil, outcome)
+            } else {
+                decoded = try decodePNG(bytes, width: header.width, height: header.height, hasAlpha: info.hasAlpha)
+                (toSRGB, colour) = ColourManagement.conversion(from: info.source, input: info.hasAlpha ? .rgba8 : .rgb8)
+            }
         case .webp:
             decoded = try decodeWebP(bytes, width: header.width, height: header.height)
-            profile = ColourManagement.webpProfile(bytes)
+            (toSRGB, colour) = ColourManagement.conversion(from: ColourManagement.webpColours(bytes), input: decoded.hasAlpha ? .rgba8 : .rgb8)
         }
 
-        // To sRGB from the embedded profile, on each rendition (see ColourManagement).
-        let (conversion, colour) = ColourManagement.conversion(from: profile, alpha: decoded.hasAlpha)
-        let toSRGB = { (raster: Raster) in conversion?.apply(raster) ?? raster }
         let orientation = header.exifOrientation
-        let top = toSRGB(resampleSquare(decoded, window: decodeWindow, outSize: largest).oriented(orientation))
+        let converted = { (raster: Raster) in toSRGB?.apply(raster) ?? raster }
+        let top = converted(resampleSquare(decoded, window: decodeWindow, outSize: largest).oriented(orientation))
         var rasters: [Int: Raster] = [largest: top]
         for size in sizes.dropFirst() {
             if decodeWindow.size >= Double(largest) {
@@ -72,7 +88,7 @@ public struct AvatarRenderer: Sendable {
                 rasters[size] = resampleSquare(top, window: full, outSize: size)
             } else {
                 // The largest was upscaled from a small crop: go back to the real pixels.
-                rasters[size] = toSRGB(resampleSquare(decoded, window: decodeWindow, outSize: size).oriented(orientation))
+                rasters[size] = converted(resampleSquare(decoded, window: decodeWindow, outSize: size).oriented(orientation))
             }
         }
 

@@ -1,5 +1,5 @@
 internal import CJPEGShim
-internal import CPNG
+internal import CPNGShim
 internal import CWebP
 
 // Decoders. Each one is called only after `probeImage` accepted the header, so the buffers
@@ -8,8 +8,9 @@ internal import CWebP
 
 /// Decodes a JPEG to RGB through the C shim (setjmp and all libjpeg calls live there).
 /// `scaleDenominator` (1, 2, 4, 8) is libjpeg's DCT scaling, which skips most IDCT work when
-/// the output is much smaller than the source.
-func decodeJPEG(_ bytes: [UInt8], width: Int, height: Int, scaleDenominator d: Int)
+/// the output is much smaller than the source. A CMYK file's rows go through `cmyk` (its
+/// profile's conversion) when given, else through the naive conversion.
+func decodeJPEG(_ bytes: [UInt8], width: Int, height: Int, scaleDenominator d: Int, cmyk: SRGBConversion? = nil)
     throws(ImagingError) -> Raster
 {
     // libjpeg rounds scaled sizes up (jdiv_round_up).
@@ -18,11 +19,13 @@ func decodeJPEG(_ bytes: [UInt8], width: Int, height: Int, scaleDenominator d: I
     let capacity = outWidth * outHeight * 3
     var info = cameo_jpeg_info()
     var status: Int32 = -1
-    let pixels = [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
-        status = bytes.withUnsafeBufferPointer { src in
-            cameo_jpeg_decode_rgb(src.baseAddress, src.count, Int32(d), out.baseAddress, capacity, &info)
+    let pixels = withRowConverter(cmyk) { converter, context in
+        [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
+            status = bytes.withUnsafeBufferPointer { src in
+                cameo_jpeg_decode_rgb(src.baseAddress, src.count, Int32(d), converter, context, out.baseAddress, capacity, &info)
+            }
+            count = status == Int32(CAMEO_JPEG_OK) ? capacity : 0
         }
-        count = status == Int32(CAMEO_JPEG_OK) ? capacity : 0
     }
     guard status == Int32(CAMEO_JPEG_OK) else {
         throw .corrupt(jpegMessage(&info, fallback: "JPEG decode failed (status \(status))"))
@@ -33,58 +36,70 @@ func decodeJPEG(_ bytes: [UInt8], width: Int, height: Int, scaleDenominator d: I
     return Raster(width: outWidth, height: outHeight, channels: 3, pixels: pixels)
 }
 
-/// Decodes a PNG with libpng's simplified API, which handles palette, tRNS, gray(+alpha),
-/// 16-bit and interlacing, and does its own setjmp internally. The output is RGBA when the
-/// file can carry transparency and RGB otherwise.
-func decodePNG(_ bytes: [UInt8], width: Int, height: Int) throws(ImagingError) -> Raster {
-    var failure: String?
-    var raster: Raster?
-    bytes.withUnsafeBufferPointer { src in
-        // begin_read keeps a pointer to `src`, so the whole sequence stays inside this closure.
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        defer { png_image_free(&image) }
-        guard png_image_begin_read_from_memory(&image, src.baseAddress, src.count) != 0 else {
-            failure = pngMessage(&image)
-            return
-        }
-        guard Int(image.width) == width, Int(image.height) == height else {
-            failure = "PNG header changed between probe and decode"
-            return
-        }
-        let alpha = image.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
-        let channels = alpha ? 4 : 3
-        image.format = alpha ? pngFormatRGBA : pngFormatRGB
-        // 16-bit files without gAMA/sRGB are almost always sRGB-encoded in practice; without
-        // this flag libpng would treat them as linear and brighten them.
-        image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
-        let count = width * height * channels
-        var ok: Int32 = 0
-        let pixels = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
-            ok = png_image_finish_read(&image, nil, out.baseAddress, 0, nil)
-            initialized = ok != 0 ? count : 0
-        }
-        guard ok != 0 else {
-            failure = pngMessage(&image)
-            return
-        }
-        raster = Raster(width: width, height: height, channels: channels, pixels: pixels)
+/// The row callback of both shims (cameo_jpeg_cmyk_converter, cameo_png_row_converter).
+private typealias RowConverter = @convention(c) (UnsafeMutableRawPointer?, UnsafeRawPointer?, UnsafeMutableRawPointer?, Int) -> Void
+
+/// Runs `body` with a C row callback and its context that convert through `conversion` (both
+/// nil without one). The conversion outlives the call; the callback never escapes it.
+private func withRowConverter<Result>(
+    _ conversion: SRGBConversion?,
+    _ body: (RowConverter?, UnsafeMutableRawPointer?) -> Result
+) -> Result {
+    guard let conversion else { return body(nil, nil) }
+    return withExtendedLifetime(conversion) {
+        body(
+            { context, input, output, pixels in
+                guard let context, let input, let output else { return }
+                Unmanaged<SRGBConversion>.fromOpaque(context).takeUnretainedValue().convert(input, into: output, pixels: pixels)
+            },
+            Unmanaged.passUnretained(conversion).toOpaque())
     }
-    guard let raster else { throw .corrupt(failure ?? "PNG decode failed") }
-    return raster
 }
 
-/// PNG_FORMAT_RGB / PNG_FORMAT_RGBA: composite macros Swift does not import.
-private let pngFormatRGB = UInt32(PNG_FORMAT_FLAG_COLOR)
-/// See `pngFormatRGB`.
-private let pngFormatRGBA = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)
+/// What a PNG says about its colours (`ColourManagement.pngColours`) and its pixels, read
+/// before decoding.
+struct PNGColourInfo {
+    var source: ColourManagement.Source
+    var hasAlpha: Bool
+    var is16Bit: Bool
+    var interlaced: Bool
+}
 
-/// libpng's error text from the simplified API's fixed message buffer.
-private func pngMessage(_ image: inout png_image) -> String {
-    let text = withUnsafeBytes(of: &image.message) { raw in
-        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+/// Reads a PNG's colour chunks and pixel layout (libpng's full API, in CPNGShim).
+func readPNGColours(_ bytes: [UInt8]) throws(ImagingError) -> PNGColourInfo {
+    var colour = cameo_png_colour()
+    var status: Int32 = 0
+    let capacity = ColourManagement.maxProfileBytes
+    let profile = [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
+        status = bytes.withUnsafeBufferPointer { src in cameo_png_read_colour(src.baseAddress, src.count, out.baseAddress, capacity, &colour) }
+        count = status == Int32(CAMEO_PNG_OK) ? colour.profile_length : 0
     }
-    return text.isEmpty ? "PNG decode failed" : text
+    guard status == Int32(CAMEO_PNG_OK) || status == Int32(CAMEO_PNG_TOO_LARGE) else { throw .corrupt("PNG unreadable") }
+    return PNGColourInfo(
+        source: ColourManagement.pngColours(colour, profile: profile, oversized: status == Int32(CAMEO_PNG_TOO_LARGE)),
+        hasAlpha: colour.has_alpha != 0, is16Bit: colour.bit_depth == 16, interlaced: colour.interlaced != 0)
+}
+
+/// Decodes a PNG to 8-bit RGB, or RGBA when the file can carry transparency (an alpha channel
+/// or tRNS): palette, gray and low bit depths expanded, no gamma applied (colour management
+/// reads gAMA). A 16-bit file goes through `wide` a row at a time when given, so the colour
+/// conversion sees its 16 bits.
+func decodePNG(_ bytes: [UInt8], width: Int, height: Int, hasAlpha: Bool, wide: SRGBConversion? = nil)
+    throws(ImagingError) -> Raster
+{
+    let channels = hasAlpha ? 4 : 3
+    let count = width * height * channels
+    var status: Int32 = -1
+    let pixels = withRowConverter(wide) { converter, context in
+        [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+            status = bytes.withUnsafeBufferPointer { src in
+                cameo_png_decode(src.baseAddress, src.count, Int32(width), Int32(height), hasAlpha ? 1 : 0, converter, context, out.baseAddress, count)
+            }
+            initialized = status == Int32(CAMEO_PNG_OK) ? count : 0
+        }
+    }
+    guard status == Int32(CAMEO_PNG_OK) else { throw .corrupt("PNG damaged or truncated") }
+    return Raster(width: width, height: height, channels: channels, pixels: pixels)
 }
 
 /// Decodes a WebP to RGB or RGBA. Animated files yield their first frame, composited at its

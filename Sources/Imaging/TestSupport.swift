@@ -66,7 +66,7 @@ func decodeForTesting(_ bytes: [UInt8], limits: ImageLimits = ImageLimits(maxSid
     let header = try readHeader(bytes, limits: limits)
     switch header.format {
     case .jpeg: return try decodeJPEG(bytes, width: header.width, height: header.height, scaleDenominator: 1)
-    case .png: return try decodePNG(bytes, width: header.width, height: header.height)
+    case .png: return try decodePNG(bytes, width: header.width, height: header.height, hasAlpha: readPNGColours(bytes).hasAlpha)
     case .webp: return try decodeWebP(bytes, width: header.width, height: header.height)
     }
 }

@@ -52,12 +52,20 @@ typedef struct cameo_jpeg_info {
 /// buffer. Returns CAMEO_JPEG_OK and fills width/height/components/progressive/saw_adobe_marker.
 int cameo_jpeg_read_header(const unsigned char *data, size_t size, cameo_jpeg_info *info);
 
+/// Converts `pixels` CMYK pixels to packed RGB: `ink` holds 4 bytes a pixel, ink amounts
+/// (0 is no ink, whatever the file stored), `rgb` 3 bytes a pixel. It must not call back into
+/// libjpeg (it runs between two scanline reads).
+typedef void (*cameo_jpeg_cmyk_converter)(void *context, const void *ink, void *rgb, size_t pixels);
+
 /// Decodes a whole JPEG to packed RGB (3 bytes per pixel, no row padding) into `out`.
 /// `scale_denom` is 1, 2, 4 or 8: libjpeg's DCT scaling, output size ceil(size / scale_denom).
-/// Gray is expanded to RGB and CMYK/YCCK converted to RGB (Adobe-inverted data handled).
+/// Gray is expanded to RGB. CMYK/YCCK rows go through `cmyk_converter` (with `context`) when
+/// it is given, a row at a time, so no CMYK copy of the image is ever held; without it they
+/// are converted naively (R = (1 - C)(1 - K), Adobe-inverted data handled).
 /// `out_capacity` must be at least output_width * output_height * 3, else
 /// CAMEO_JPEG_BUFFER_TOO_SMALL. Any libjpeg warning aborts with CAMEO_JPEG_CORRUPT.
 int cameo_jpeg_decode_rgb(const unsigned char *data, size_t size, int scale_denom,
+                          cameo_jpeg_cmyk_converter cmyk_converter, void *context,
                           unsigned char *out, size_t out_capacity, cameo_jpeg_info *info);
 
 /// The embedded ICC profile: the APP2 "ICC_PROFILE" segments, reassembled in their order
