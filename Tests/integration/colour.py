@@ -102,6 +102,73 @@ def icc_profile(name, swap_red_green=False, description=None):
     return header + body
 
 
+def _profile(device_class, space, pcs, tags):
+    """An ICC v2.1 profile of `tags` [(signature, body)], header and tag table laid out."""
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for signature, body in tags:
+        while (offset + len(data)) % 4:
+            data += b"\0"
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    body = struct.pack(">I", len(tags)) + table + data
+    header = (struct.pack(">I", 128 + len(body)) + b"none" + bytes([2, 0x10, 0, 0]) + device_class + space + pcs + b"\0" * 12
+              + b"acsp" + b"APPL" + b"\0" * 4 + b"\0" * 4 + b"\0" * 4 + b"\0" * 8 + b"\0" * 4
+              + s15fixed16(0.9642) + s15fixed16(1.0) + s15fixed16(0.8249) + b"\0" * 4 + b"\0" * 16 + b"\0" * 28)
+    assert len(header) == 128
+    return header + body
+
+
+def _desc(text):
+    text = text.encode()
+    return b"desc" + b"\0" * 4 + struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 4 + b"\0" * 4 + b"\0" * 2 + b"\0" + b"\0" * 67
+
+
+# The test CMYK press: ink amount i of each of C, M, Y covers i^INK_GAMMA of its primary, and
+# black scales what is left. A plain R = (1 - C)(1 - K), what a decoder without the profile
+# does, is far off in the mid-tones.
+INK_GAMMA = 1.8
+
+
+def cmyk_to_srgb_encoded(ink):
+    """sRGB-encoded values (0..1) the test press shows for ink amounts (…×4, 0..1)."""
+    return (1 - ink[..., :3] ** INK_GAMMA) * (1 - ink[..., 3:4])
+
+
+def srgb_to_cmyk(pixels):
+    """sRGB pixels (H×W×3 uint8) as ink amounts (H×W×4 uint8) for the test press, with half
+    the grey component replaced by black."""
+    p = pixels.astype(np.float64) / 255
+    k = 0.5 * (1 - p.max(axis=-1, keepdims=True))
+    cmy = np.clip(1 - p / (1 - k), 0, 1) ** (1 / INK_GAMMA)
+    return np.clip(np.round(np.concatenate([cmy, k], axis=-1) * 255), 0, 255).astype(np.uint8)
+
+
+def cmyk_profile(grid=17):
+    """An ICC v2 output (press) profile of the test press: a CMYK → Lab lut16 (mft2) table of
+    grid⁴ nodes, as real press profiles are built."""
+    axis = np.linspace(0, 1, grid)
+    nodes = np.stack(np.meshgrid(axis, axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 4)
+    lab = srgb_to_lab(cmyk_to_srgb_encoded(nodes) * 255)
+    # lut16's legacy Lab encoding: L 0..100 → 0..0xFF00, a and b −128..127.996 → 0..0xFFFF.
+    encoded = np.stack([lab[:, 0] / 100 * 0xFF00, (lab[:, 1] + 128) * 256, (lab[:, 2] + 128) * 256], axis=-1)
+    clut = np.clip(np.round(encoded), 0, 0xFFFF).astype(">u2").tobytes()
+    identity = b"".join(s15fixed16(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    ramp = struct.pack(">HH", 0, 0xFFFF)
+    lut = b"mft2" + b"\0" * 4 + bytes([4, 3, grid, 0]) + identity + struct.pack(">HH", 2, 2) + ramp * 4 + clut + ramp * 3
+    xyz_tag = b"XYZ " + b"\0" * 4 + b"".join(s15fixed16(c) for c in xyz(D50))
+    return _profile(b"prtr", b"CMYK", b"Lab ", [(b"desc", _desc("Cameo test press (CMYK)")), (b"wtpt", xyz_tag), (b"A2B0", lut)])
+
+
+def lut_bomb_profile(space=b"CMYK", inputs=4, grid=80):
+    """A profile of a few hundred bytes whose lut16 table declares grid^inputs nodes (80⁴ × 3
+    outputs is 245 MB) and holds none of them."""
+    identity = b"".join(s15fixed16(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    ramp = struct.pack(">HH", 0, 0xFFFF)
+    lut = b"mft2" + b"\0" * 4 + bytes([inputs, 3, grid, 0]) + identity + struct.pack(">HH", 2, 2) + ramp * inputs + ramp * 8
+    return _profile(b"prtr", space, b"Lab ", [(b"desc", _desc("Cameo test grid bomb")), (b"A2B0", lut)])
+
+
 def srgb_to_lab(pixels):
     """CIE L*a*b* (D50, as ICC's connection space) of sRGB pixels."""
     space = SPACES["srgb"]

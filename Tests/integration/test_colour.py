@@ -142,3 +142,104 @@ def test_a_broken_profile_is_ignored_logged_and_the_upload_published(stack, user
     seen = np.asarray(Image.open(io.BytesIO(requests.get(response.json()["avatar_url"]).content)).convert("RGB"))
     assert mean_difference(seen, expected) <= 1.0
     assert f"upload {response.json()['media_id']}: embedded colour profile ignored" in heavy_log(stack)
+
+
+def png_file(pixels, chunks=()):
+    """A PNG written by hand (8 or 16-bit RGB, by the array's dtype) with `chunks` [(type,
+    data)] before the image data: Pillow cannot write cHRM, gAMA or 16-bit RGB."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    height, width = pixels.shape[:2]
+    depth = 16 if pixels.dtype == np.uint16 else 8
+    samples = pixels.astype(">u2") if depth == 16 else pixels
+    raw = b"".join(b"\0" + samples[row].tobytes() for row in range(height))
+    header = struct.pack(">IIBBBBB", width, height, depth, 2, 0, 0, 0)
+    body = b"".join(chunk(kind, data) for kind, data in chunks)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + body + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+
+
+def chrm_and_gama(space):
+    """The cHRM and gAMA chunks that describe one of colour.SPACES."""
+    import struct
+    described = colour.SPACES[space]
+    points = [described["white"], *described["primaries"]]
+    chrm = b"".join(struct.pack(">II", round(x * 100000), round(y * 100000)) for x, y in points)
+    return [(b"cHRM", chrm), (b"gAMA", struct.pack(">I", round(100000 / described["transfer"])))]
+
+
+def iccp(profile):
+    import zlib
+    return (b"iCCP", b"Cameo test\0\0" + zlib.compress(profile))
+
+
+def test_a_cmyk_jpeg_is_published_through_its_profile(stack, user, reference):
+    # A press profile (a CMYK → Lab table of 17⁴ nodes, 500 KB in eight APP2 segments).
+    picture, expected = reference
+    ink = Image.fromarray(colour.srgb_to_cmyk(picture), "CMYK")
+    tagged_file, stripped_file = io.BytesIO(), io.BytesIO()
+    ink.save(tagged_file, "JPEG", quality=95, icc_profile=colour.cmyk_profile())
+    ink.save(stripped_file, "JPEG", quality=95)
+    tagged = mean_difference(published(stack, user + "t", tagged_file.getvalue()), expected)
+    stripped = mean_difference(published(stack, user + "s", stripped_file.getvalue()), expected)
+    print(f"\ncmyk jpeg: mean dE00 tagged {tagged:.2f}, stripped {stripped:.2f}")
+    assert tagged <= 1.0, tagged
+    assert stripped > 3.0, stripped
+
+
+@pytest.mark.parametrize("space", ["adobe-rgb", "prophoto"])
+def test_a_png_with_chromaticities_and_no_profile_is_converted_by_them(stack, user, reference, space):
+    picture, expected = reference
+    encoded = colour.convert_srgb(picture, space)
+    tagged = mean_difference(published(stack, user + "t", png_file(encoded, chrm_and_gama(space))), expected)
+    stripped = mean_difference(published(stack, user + "s", png_file(encoded)), expected)
+    print(f"\npng cHRM {space}: mean dE00 tagged {tagged:.2f}, stripped {stripped:.2f}")
+    assert tagged <= 1.0, tagged
+    assert stripped > 3.0, stripped
+
+
+def test_a_png_with_a_profile_and_a_gama_is_corrected_once(stack, user, reference):
+    # The PNG specification: iCCP overrides gAMA. Correcting for both would lighten it twice.
+    picture, expected = reference
+    encoded = colour.convert_srgb(picture, "prophoto")
+    chunks = [iccp(colour.icc_profile("prophoto")), chrm_and_gama("prophoto")[1]]
+    assert mean_difference(published(stack, user, png_file(encoded, chunks)), expected) <= 1.0
+
+
+def test_a_16_bit_png_is_converted_from_its_16_bits(stack, user, reference):
+    picture, expected = reference
+    # ProPhoto at 16 bits, as raw converters export it: the colours, to the last bit.
+    space = colour.SPACES["prophoto"]
+    srgb, target = colour.SPACES["srgb"], space
+    matrix = np.linalg.inv(colour.rgb_to_xyz_matrix(target)) @ colour.adaptation(srgb["white"], target["white"]) @ colour.rgb_to_xyz_matrix(srgb)
+    linear = np.clip(colour.decode(picture, "srgb") @ matrix.T, 0, 1)
+    wide = np.round(linear ** (1 / 1.8) * 65535).astype(np.uint16)
+    tagged_body = png_file(wide, [iccp(colour.icc_profile("prophoto"))])
+    tagged = mean_difference(published(stack, user + "t", tagged_body), expected)
+    stripped = mean_difference(published(stack, user + "s", png_file(wide)), expected)
+    assert tagged <= 1.0, tagged
+    assert stripped > 3.0, stripped
+    _, response = upload(stack, user + "l", tagged_body, "image/png")
+    assert f"upload {response.json()['media_id']}: colours converted to sRGB from the embedded profile Cameo test prophoto" in heavy_log(stack)
+
+
+@pytest.mark.parametrize("kind", ["cmyk-jpeg", "rgb-png"])
+def test_a_profile_that_declares_a_huge_table_is_ignored(stack, user, reference, kind):
+    # A few hundred bytes declaring a 245 MB (CMYK, 80⁴ nodes) or 99 MB (RGB, 255³) table:
+    # littlecms's memory budget refuses it, and the upload is published without it.
+    picture, expected = reference
+    if kind == "cmyk-jpeg":
+        out = io.BytesIO()
+        Image.fromarray(colour.srgb_to_cmyk(picture), "CMYK").save(out, "JPEG", quality=95, icc_profile=colour.lut_bomb_profile())
+        body = out.getvalue()
+    else:
+        body = png_file(picture, [iccp(colour.lut_bomb_profile(b"RGB ", inputs=3, grid=255))])
+    _, response = upload(stack, user, body, TYPES["jpeg" if kind == "cmyk-jpeg" else "png"])
+    assert response.json()["state"] == "ready", response.text
+    assert f"upload {response.json()['media_id']}: embedded colour profile ignored" in heavy_log(stack)
+    if kind == "rgb-png":
+        seen = np.asarray(Image.open(io.BytesIO(requests.get(response.json()["avatar_url"]).content)).convert("RGB"))
+        assert mean_difference(seen, expected) <= 1.0
