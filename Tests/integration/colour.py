@@ -81,25 +81,11 @@ def icc_profile(name, swap_red_green=False, description=None):
         curve = b"curv" + b"\0" * 4 + struct.pack(">I", len(table)) + b"".join(struct.pack(">H", t) for t in encode_table)
     else:
         curve = b"curv" + b"\0" * 4 + struct.pack(">I", 1) + struct.pack(">H", int(round(space["transfer"] * 256)))
-    description = (description or f"Cameo test {name}{' (red/green swapped)' if swap_red_green else ''}").encode()
-    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(description) + 1) + description + b"\0" + b"\0" * 4 + b"\0" * 4 + b"\0" * 2 + b"\0" + b"\0" * 67
-    text = b"text" + b"\0" * 4 + b"no copyright, test data\0"
-    tags = [(b"desc", desc), (b"cprt", text), (b"wtpt", xyz_tag(xyz(D50) * 1.0)), (b"rXYZ", xyz_tag(columns[0])),
-            (b"gXYZ", xyz_tag(columns[1])), (b"bXYZ", xyz_tag(columns[2])), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for signature, body in tags:
-        while (offset + len(data)) % 4:
-            data += b"\0"
-        table += signature + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    body = struct.pack(">I", len(tags)) + table + data
-    size = 128 + len(body)
-    header = (struct.pack(">I", size) + b"none" + bytes([2, 0x10, 0, 0]) + b"mntr" + b"RGB " + b"XYZ " + b"\0" * 12 + b"acsp"
-              + b"APPL" + b"\0" * 4 + b"\0" * 4 + b"\0" * 4 + b"\0" * 8 + b"\0" * 4
-              + s15fixed16(0.9642) + s15fixed16(1.0) + s15fixed16(0.8249) + b"\0" * 4 + b"\0" * 16 + b"\0" * 28)
-    assert len(header) == 128
-    return header + body
+    description = description or f"Cameo test {name}{' (red/green swapped)' if swap_red_green else ''}"
+    tags = [(b"desc", _desc(description)), (b"cprt", b"text" + b"\0" * 4 + b"no copyright, test data\0"),
+            (b"wtpt", xyz_tag(xyz(D50) * 1.0)), (b"rXYZ", xyz_tag(columns[0])), (b"gXYZ", xyz_tag(columns[1])),
+            (b"bXYZ", xyz_tag(columns[2])), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    return _profile(b"mntr", b"RGB ", b"XYZ ", tags)
 
 
 def _profile(device_class, space, pcs, tags):
