@@ -79,11 +79,6 @@ cameo_lcms_context cameo_lcms_bounded_context(size_t limit) {
     return context;
 }
 
-size_t cameo_lcms_context_used(cameo_lcms_context context) {
-    budget *b = budget_of(context);
-    return b ? b->used : 0;
-}
-
 size_t cameo_lcms_context_peak(cameo_lcms_context context) {
     budget *b = budget_of(context);
     return b ? b->peak : 0;

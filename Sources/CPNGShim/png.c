@@ -72,8 +72,6 @@ int cameo_png_read_colour(const unsigned char *data, size_t size, unsigned char 
         return CAMEO_PNG_CORRUPT;
     }
     png_read_info(png, info);
-    colour->width = (int)png_get_image_width(png, info);
-    colour->height = (int)png_get_image_height(png, info);
     colour->has_alpha = has_alpha(png, info) ? 1 : 0;
     colour->bit_depth = png_get_bit_depth(png, info) == 16 ? 16 : 8;
     colour->interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;

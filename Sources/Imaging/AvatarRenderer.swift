@@ -44,6 +44,7 @@ public struct AvatarRenderer: Sendable {
         var decodeWindow = window
         let toSRGB: SRGBConversion?
         let colour: ColourManagement.Outcome
+        var decodedFrom16Bits = false
         switch header.format {
         case .jpeg:
             let d = Self.dctScaleDenominator(cropSize: window.size, largestOutput: largest)
@@ -62,14 +63,15 @@ public struct AvatarRenderer: Sendable {
             decodeWindow = SourceWindow(x: window.x * scale, y: window.y * scale, size: window.size * scale)
         case .png:
             let info = try readPNGColours(bytes)
-            // 16 bits reach littlecms only row by row, which Adam7's passes do not allow.
-            if info.is16Bit, !info.interlaced, case (let wide?, let outcome) = ColourManagement.conversion(from: info.source, input: info.hasAlpha ? .rgba16 : .rgb16) {
-                decoded = try decodePNG(bytes, width: header.width, height: header.height, hasAlpha: info.hasAlpha, wide: wide)
-                (toSRGB, colour) = (nil, outcome)
-            } else {
-                decoded = try decodePNG(bytes, width: header.width, height: header.height, hasAlpha: info.hasAlpha)
-                (toSRGB, colour) = ColourManagement.conversion(from: info.source, input: info.hasAlpha ? .rgba8 : .rgb8)
-            }
+            // 16 bits reach littlecms only row by row, which Adam7's passes do not allow. A
+            // 16-bit conversion is made even for an sRGB profile: its samples still need 8 bits.
+            let wide = info.is16Bit && !info.interlaced
+            let conversion: SRGBConversion?
+            (conversion, colour) = ColourManagement.conversion(from: info.source, input: .rgb(alpha: info.hasAlpha, sixteenBit: wide))
+            let sixteenBit = wide && conversion != nil
+            decoded = try decodePNG(bytes, width: header.width, height: header.height, hasAlpha: info.hasAlpha, wide: sixteenBit ? conversion : nil)
+            toSRGB = sixteenBit ? nil : conversion
+            decodedFrom16Bits = sixteenBit
         case .webp:
             decoded = try decodeWebP(bytes, width: header.width, height: header.height)
             (toSRGB, colour) = ColourManagement.conversion(from: ColourManagement.webpColours(bytes), input: decoded.hasAlpha ? .rgba8 : .rgb8)
@@ -99,7 +101,8 @@ public struct AvatarRenderer: Sendable {
         var note: String? = nil
         switch colour {
         case .untouched: break
-        case .converted(let name): note = "colours converted to sRGB from the embedded profile \(name)"
+        case .converted(let name):
+            note = "colours converted to sRGB from the embedded profile \(name)\(decodedFrom16Bits ? ", from 16 bits" : "")"
         case .ignored(let why): note = "embedded colour profile ignored: \(why)"
         }
         return AvatarRenditions(

@@ -50,7 +50,7 @@ enum ColourManagement {
     }
 
     /// What a file says about its colours.
-    enum Source: Equatable {
+    enum Source {
         /// Nothing: sRGB, as browsers assume.
         case unstated
         /// An embedded ICC profile.
@@ -60,16 +60,6 @@ enum ColourManagement {
         /// A PNG's cHRM and gAMA chunks without iCCP or sRGB: primaries and white point as
         /// (x, y) (sRGB's where absent) and the file gamma (sRGB's curve where absent).
         case chromaticities(white: (Double, Double), primaries: [(Double, Double)], gamma: Double?)
-
-        static func == (a: Source, b: Source) -> Bool {
-            switch (a, b) {
-            case (.unstated, .unstated), (.oversizedProfile, .oversizedProfile): true
-            case (.profile(let x), .profile(let y)): x == y
-            case (.chromaticities(let w1, let p1, let g1), .chromaticities(let w2, let p2, let g2)):
-                w1 == w2 && g1 == g2 && p1.elementsEqual(p2, by: ==)
-            default: false
-            }
-        }
     }
 
     /// The pixels a conversion reads; it writes 8-bit RGB, or RGBA where the input has alpha.
@@ -85,6 +75,11 @@ enum ColourManagement {
             case .cmyk8: cameo_lcms_cmyk_8
             }
         }
+        /// RGB or RGBA, at 16 bits or 8.
+        static func rgb(alpha: Bool, sixteenBit: Bool) -> Input {
+            sixteenBit ? (alpha ? .rgba16 : .rgb16) : (alpha ? .rgba8 : .rgb8)
+        }
+
         var hasAlpha: Bool { self == .rgba8 || self == .rgba16 }
         var colourSpace: cmsColorSpaceSignature { self == .cmyk8 ? cmsSigCmykData : cmsSigRgbData }
     }
@@ -266,7 +261,4 @@ final class SRGBConversion {
     func convert(_ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, pixels: Int) {
         cmsDoTransform(transform, input, output, UInt32(pixels))
     }
-
-    /// The memory littlecms holds for this conversion (for tests).
-    var memoryInUse: Int { cameo_lcms_context_used(context) }
 }

@@ -1,4 +1,6 @@
 internal import CJPEGShim
+internal import CLCMS2
+internal import CLCMS2Shim
 internal import CPNG
 
 // Encoders used only to generate test inputs in code (reachable through @testable import),
@@ -69,4 +71,18 @@ func decodeForTesting(_ bytes: [UInt8], limits: ImageLimits = ImageLimits(maxSid
     case .png: return try decodePNG(bytes, width: header.width, height: header.height, hasAlpha: readPNGColours(bytes).hasAlpha)
     case .webp: return try decodeWebP(bytes, width: header.width, height: header.height)
     }
+}
+
+/// Opens `profile` in a littlecms context with a budget of `budget` bytes and reads its A2B0
+/// table, as a conversion does: whether the table could be read, and the most memory the
+/// context held meanwhile. Lets tests see what the budget stops.
+func readProfileTableForTesting(_ profile: [UInt8], budget: Int) -> (read: Bool, peakBytes: Int) {
+    guard let context = cameo_lcms_bounded_context(budget) else { return (false, 0) }
+    defer { cameo_lcms_delete_context(context) }
+    guard let opened = profile.withUnsafeBytes({ cmsOpenProfileFromMemTHR(context, $0.baseAddress, UInt32($0.count)) }) else {
+        return (false, cameo_lcms_context_peak(context))
+    }
+    let read = cmsReadTag(opened, cmsSigAToB0Tag) != nil
+    cmsCloseProfile(opened)
+    return (read, cameo_lcms_context_peak(context))
 }

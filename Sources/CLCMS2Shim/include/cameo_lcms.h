@@ -17,10 +17,7 @@ typedef struct _cmsContext_struct *cameo_lcms_context;
 /// with cameo_lcms_delete_context, after every profile and transform made in it.
 cameo_lcms_context cameo_lcms_bounded_context(size_t budget);
 
-/// Bytes the context holds now (for tests and diagnostics).
-size_t cameo_lcms_context_used(cameo_lcms_context context);
-
-/// Largest total the context ever held.
+/// Largest total the context ever held (for tests: what a profile asked for).
 size_t cameo_lcms_context_peak(cameo_lcms_context context);
 
 /// Deletes the context and its budget.

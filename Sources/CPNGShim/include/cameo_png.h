@@ -21,8 +21,6 @@ enum {
 
 /// What a PNG says about its colours, read up to its first image data.
 typedef struct cameo_png_colour {
-    int width;
-    int height;
     /// 1 when the decoded pixels carry alpha (an alpha channel or a tRNS chunk).
     int has_alpha;
     /// 16 or 8 (1, 2 and 4-bit files are expanded to 8).
