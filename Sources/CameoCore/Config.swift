@@ -48,6 +48,9 @@ public struct Config: Sendable {
     public var database: DatabaseSettings
     public var auth: AuthSettings
     public var presign: PresignSettings
+    /// How long a resumable (tus) upload may take, from its creation: its `Upload-Expires`
+    /// (`tus.lifetime_seconds`); then the sweeper removes what was received.
+    public var tusLifetimeSeconds: Int
     public var limits: Limits
     public var output: OutputSettings
     public var rateLimits: RateLimits
@@ -357,6 +360,7 @@ public struct Config: Sendable {
             ttlSeconds: try reader.int("presign.ttl_seconds", default: 300, range: 5...3600),
             region: reader.string("presign.region") ?? "cameo")
         if presign.activeKeyID.isEmpty, presign.keys.count == 1 { presign.activeKeyID = presign.keys.keys.first! }
+        tusLifetimeSeconds = try reader.int("tus.lifetime_seconds", default: 86_400, range: 5...604_800)
         guard presign.keys[presign.activeKeyID] != nil else {
             throw ConfigError(key: "presign.active_key", problem: "must name one of the ids in presign.keys")
         }

@@ -9,6 +9,10 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case missingFile = "missing_file"
     case badResult = "bad_result"
     case unexpectedBody = "unexpected_body"
+    case badUploadLength = "bad_upload_length"
+    case badUploadOffset = "bad_upload_offset"
+    case badMetadata = "bad_metadata"
+    case badChecksum = "bad_checksum"
     case missingToken = "missing_token"
     case invalidToken = "invalid_token"
     case tokenExpired = "token_expired"
@@ -25,14 +29,19 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case urlUsed = "url_used"
     case alreadyDecided = "already_decided"
     case replayedCallback = "replayed_callback"
+    case offsetMismatch = "offset_mismatch"
+    case uploadExpired = "upload_expired"
+    case unsupportedVersion = "unsupported_version"
     case tooLarge = "too_large"
     case badType = "bad_type"
+    case badContentType = "bad_content_type"
     case badDimensions = "bad_dimensions"
     case pixelBomb = "pixel_bomb"
     case corrupt
     case badCrop = "bad_crop"
     case infected
     case scanFailed = "scan_failed"
+    case checksumMismatch = "checksum_mismatch"
     case rateLimited = "rate_limited"
     case tooManyConnections = "too_many_connections"
     case internalError = "internal"
@@ -41,15 +50,21 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     /// The HTTP status this code is answered with (SPEC §2).
     public var status: Int {
         switch self {
-        case .invalidJSON, .missingField, .badContentLength, .missingFile, .badResult, .unexpectedBody: 400
+        case .invalidJSON, .missingField, .badContentLength, .missingFile, .badResult, .unexpectedBody, .badUploadLength, .badUploadOffset,
+            .badMetadata, .badChecksum:
+            400
         case .missingToken, .invalidToken, .tokenExpired, .tokenNotYetValid, .tokenRevoked: 401
         case .badOrigin, .badSignature, .urlExpired, .staleTimestamp, .forbidden: 403
         case .notFound, .noAvatar: 404
         case .methodNotAllowed: 405
-        case .urlUsed, .alreadyDecided, .replayedCallback: 409
+        case .urlUsed, .alreadyDecided, .replayedCallback, .offsetMismatch: 409
+        case .uploadExpired: 410
+        case .unsupportedVersion: 412
         case .tooLarge: 413
-        case .badType: 415
+        case .badType, .badContentType: 415
         case .badDimensions, .pixelBomb, .corrupt, .badCrop, .infected, .scanFailed: 422
+        // tus's own status for a chunk whose Upload-Checksum does not match.
+        case .checksumMismatch: 460
         case .rateLimited, .tooManyConnections: 429
         case .internalError: 500
         case .unavailable: 503
@@ -169,6 +184,24 @@ extension AppError {
 
     public static let addressRateLimited = AppError(
         .rateLimited, "Too many requests from this address; try again in a second.", retryAfter: 1)
+
+    // MARK: Resumable uploads (tus 1.0)
+
+    public static let badUploadLength = AppError(
+        .badUploadLength, "Upload-Length must be a positive number of bytes (deferred lengths are not supported).")
+    public static let badUploadOffset = AppError(.badUploadOffset, "Upload-Offset must be a number of bytes.")
+    /// `Upload-Metadata` that does not parse, or lacks `filetype`; `problem` says which.
+    public static func badMetadata(_ problem: String) -> AppError { AppError(.badMetadata, "Upload-Metadata: \(problem)") }
+    public static let badChecksum = AppError(
+        .badChecksum, "Upload-Checksum must be `sha1 <base64>` or `sha256 <base64>`.", details: ["allowed": .array([.string("sha1"), .string("sha256")])])
+    /// The client's offset is not the server's: it must ask (HEAD) and resume from there.
+    public static func offsetMismatch(expected: Int) -> AppError {
+        AppError(.offsetMismatch, "Upload-Offset must be \(expected), the bytes received so far.", details: ["offset": .int(expected)])
+    }
+    public static let uploadExpired = AppError(.uploadExpired, "This upload has expired or was terminated; start a new one.")
+    public static let unsupportedVersion = AppError(.unsupportedVersion, "Tus-Resumable must be 1.0.0.", details: ["supported": .string("1.0.0")])
+    public static let badContentType = AppError(.badContentType, "A chunk must be sent as application/offset+octet-stream.")
+    public static let checksumMismatch = AppError(.checksumMismatch, "The chunk does not match its Upload-Checksum; it was discarded.")
 
     public static let internalError = AppError(.internalError, "Internal error.")
     /// A dependency of the worker is down: names which (database, storage, scanner).

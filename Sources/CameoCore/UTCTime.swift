@@ -82,3 +82,16 @@ public func epochSeconds(isoDate: String) -> Int? {
     guard compact.count == 3, compact[0].count == 4, compact[1].count == 2, compact[2].count == 2 else { return nil }
     return UTCTimestamp(amzDate: compact.joined() + "T000000Z")?.epochSeconds
 }
+
+/// An HTTP date (RFC 9110's IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`), as tus's
+/// `Upload-Expires` carries it.
+public func httpDate(epochSeconds: Int) -> String {
+    let days = epochSeconds.floorDiv(86_400)
+    let (year, month, day) = UTCTimestamp.civilFromDays(days)
+    let seconds = epochSeconds - days * 86_400
+    // 1970-01-01 was a Thursday.
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7 + 7) % 7]
+    let monthName = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][month - 1]
+    let clock = [seconds / 3600, seconds % 3600 / 60, seconds % 60].map { String($0).leftPadded(to: 2) }.joined(separator: ":")
+    return "\(weekday), \(String(day).leftPadded(to: 2)) \(monthName) \(year) \(clock) GMT"
+}

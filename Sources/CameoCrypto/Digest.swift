@@ -17,6 +17,18 @@ public enum Digest {
         return out
     }
 
+    /// SHA-1 of `data` (`EVP_Digest` with `EVP_sha1`): only where a protocol names it (tus's
+    /// `Upload-Checksum: sha1`, an integrity check of a chunk, not a signature).
+    public static func sha1(_ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 20)
+        var length: UInt32 = 0
+        let ok = data.withUnsafeBytes { input in
+            EVP_Digest(input.baseAddress, input.count, &out, &length, EVP_sha1(), nil)
+        }
+        precondition(ok == 1 && length == 20, "EVP_Digest(SHA-1) failed")
+        return out
+    }
+
     /// SHA-256 of a UTF-8 string.
     public static func sha256(_ text: String) -> [UInt8] { sha256(Array(text.utf8)) }
 

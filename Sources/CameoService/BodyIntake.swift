@@ -19,7 +19,8 @@ extension Router {
     /// What the worker should do with the body of `request` (built without one).
     public func intake(for request: HTTPRequest) -> BodyIntake {
         switch Route(request) {
-        case .upload: return .spooled(limit: maxUploadBytes)
+        case .upload, .tusCreate: return .spooled(limit: maxUploadBytes)
+        case .tus where request.method == "PATCH": return .spooled(limit: maxUploadBytes)
         case .profile where request.documentURI == Route.profileUploadLocation:
             return .spooled(limit: maxUploadBytes + NginxConfig.multipartFramingBytes)
         case .presign, .scanCallback: return .inMemory(limit: NginxConfig.jsonBodyBytes)

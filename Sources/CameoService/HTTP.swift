@@ -136,6 +136,9 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// Facts for the request's log line beyond route, status and code (`media=…`,
+    /// `appended=…`): what the handler did, never what the client sent.
+    public var logFields: [(String, String)] = []
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status
@@ -175,10 +178,13 @@ public struct HTTPResponse: Sendable {
         case 404: "Not Found"
         case 405: "Method Not Allowed"
         case 409: "Conflict"
+        case 410: "Gone"
+        case 412: "Precondition Failed"
         case 413: "Content Too Large"
         case 415: "Unsupported Media Type"
         case 422: "Unprocessable Content"
         case 429: "Too Many Requests"
+        case 460: "Checksum Mismatch"
         case 503: "Service Unavailable"
         default: status < 500 ? "Client Error" : "Internal Server Error"
         }

@@ -29,6 +29,7 @@ public struct Sweeper: Sendable {
     }
 
     public struct Report: Sendable {
+        /// Upload URLs never used, and resumable uploads past their `Upload-Expires`.
         public var expiredUploads = 0
         public var abandonedUploads = 0
         public var removedFiles: [String] = []
@@ -45,6 +46,17 @@ public struct Sweeper: Sendable {
         let cutoff = now - abandonedAfterSeconds
         var report = Report()
         report.expiredUploads = try store.expireUnused(createdBefore: cutoff)
+        // Resumable uploads past their Upload-Expires: the row first (an append racing it
+        // loses its guarded update), then the bytes.
+        while true {
+            let expired = try store.expirePartials(now: now, limit: 1000)
+            for id in expired {
+                FileSystem.remove(root.quarantined(id))
+                report.removedFiles.append(root.quarantined(id))
+            }
+            report.expiredUploads += expired.count
+            if expired.count < 1000 { break }
+        }
         report.abandonedUploads += try store.rejectStale(untouchedSince: cutoff)
         // Announced to the external scanner and never answered, or left in `scanning` by a
         // step that failed with the database: past the deadline, `scan_failed`, bytes gone.
@@ -55,6 +67,11 @@ public struct Sweeper: Sendable {
         }
         try store.purgeBookkeeping(now: now)
         for entry in Directory.entries(of: root.quarantine) where entry.kind == .file && entry.modified < cutoff {
+            // A resumable upload still within its lifetime (tus.lifetime_seconds may be longer
+            // than the purge threshold) keeps its bytes, however long since its last chunk.
+            if let id = MediaID(entry.name), try store.media(id: id).map({ $0.state == .receiving && !$0.isExpiredPartial(at: now) }) == true {
+                continue
+            }
             FileSystem.remove(entry.path)
             report.removedFiles.append(entry.path)
             if let id = MediaID(entry.name), let media = try store.media(id: id), MediaTransition.reject.allows(from: media.state),

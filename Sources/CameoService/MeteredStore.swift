@@ -21,6 +21,7 @@ public struct MeteredStore: MediaStore {
         switch change {
         case .reject(let reason): finished(.rejected, reason: reason)
         case .infected: finished(.rejected, reason: .infected)
+        case .terminate: finished(.expired)
         case .claim, .startScan, .awaitVerdict, .clean: break
         }
         return true
@@ -41,6 +42,12 @@ public struct MeteredStore: MediaStore {
         return expired
     }
 
+    public func expirePartials(now: Int, limit: Int) throws(StoreError) -> [MediaID] {
+        let expired = try base.expirePartials(now: now, limit: limit)
+        finished(.expired, count: expired.count)
+        return expired
+    }
+
     public func rejectStale(untouchedSince cutoff: Int) throws(StoreError) -> Int {
         let rejected = try base.rejectStale(untouchedSince: cutoff)
         finished(.rejected, reason: .scanFailed, count: rejected)
@@ -58,6 +65,9 @@ public struct MeteredStore: MediaStore {
         try base.createUpload(upload, unlessRevoked: jti, perMinute: limit)
     }
     public func media(id: MediaID) throws(StoreError) -> MediaRecord? { try base.media(id: id) }
+    public func recordAppend(id: MediaID, at offset: Int, count: Int, now: Int) throws(StoreError) -> Bool {
+        try base.recordAppend(id: id, at: offset, count: count, now: now)
+    }
     public func deferScan(id: MediaID, now: Int, baseSeconds: Int) throws(StoreError) -> Int? {
         try base.deferScan(id: id, now: now, baseSeconds: baseSeconds)
     }

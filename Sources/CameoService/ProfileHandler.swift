@@ -99,6 +99,10 @@ struct MediaStatusHandler: Sendable {
         guard media.userID == claims.userID else { throw AppError.forbidden }
         var members: [(String, JSONValue)] = [("media_id", .string(media.id.rawValue)), ("state", .string(media.state.rawValue))]
         if let reason = media.rejectReason { members.append(("reject_reason", .string(reason.rawValue))) }
+        if media.state == .receiving, let offset = media.uploadOffset {
+            // A resumable upload still arriving: how far it is (tus's HEAD says the same).
+            members += [("upload_offset", .int(offset)), ("upload_length", .int(media.declaredBytes))]
+        }
         if media.state == .ready, let url = media.cdnURL {
             members.append(("avatar_url", .string(url)))
             if let pointer = try store.avatar(userID: media.userID), pointer.mediaID == media.id {

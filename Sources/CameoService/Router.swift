@@ -29,11 +29,21 @@ public enum Route: Equatable, Sendable {
     case health
     /// `GET /health/live`: liveness (a worker answers; nothing else is asked)
     case liveness
+    /// `POST /tus/`: a resumable upload is created (nginx passes it on from `tusCreateLocation`
+    /// once `verifyTus` allowed it and the first chunk, if any, is buffered).
+    case tusCreate
+    /// `auth_request` subrequest of a tus creation (nil) or PATCH, before nginx reads the body.
+    case verifyTus(MediaID?)
+    /// `HEAD|PATCH|DELETE /tus/{id}` (a PATCH arrives from `tusPatchLocation`).
+    case tus(MediaID)
 
     /// The internal locations nginx's `auth_request` calls, and the one of the direct upload.
     public static let verifyUploadLocation = "/_cameo/verify-upload"
     public static let verifyTokenLocation = "/_cameo/verify-token"
     public static let profileUploadLocation = "/_cameo/profile-upload"
+    public static let verifyTusLocation = "/_cameo/verify-tus"
+    public static let tusCreateLocation = "/_cameo/tus-create"
+    public static let tusPatchLocation = "/_cameo/tus-patch"
 
     /// The route of a request, or nil for a path no Cameo location passes on.
     public init?(_ request: HTTPRequest) {
@@ -45,6 +55,18 @@ public enum Route: Equatable, Sendable {
         case "/media/virus-scan-callback": self = .scanCallback
         case "/health/avatar": self = .health
         case "/health/live": self = .liveness
+        case "/tus/", Self.tusCreateLocation: self = .tusCreate
+        case Self.verifyTusLocation:
+            // A subrequest: the client's path says which upload, or a creation.
+            if request.path == "/tus/" {
+                self = .verifyTus(nil)
+            } else {
+                guard let id = Self.mediaID(in: request.path, after: "/tus/") else { return nil }
+                self = .verifyTus(id)
+            }
+        case Self.tusPatchLocation:
+            guard let id = Self.mediaID(in: request.path, after: "/tus/") else { return nil }
+            self = .tus(id)
         case Self.verifyUploadLocation:
             // A subrequest: the upload's own path is the client's request URI.
             guard let id = Self.mediaID(in: request.path, after: "/uploads/") else { return nil }
@@ -54,6 +76,8 @@ public enum Route: Equatable, Sendable {
                 self = .upload(id)
             } else if let id = Self.mediaID(in: uri, after: "/media/") {
                 self = .mediaStatus(id)
+            } else if let id = Self.mediaID(in: uri, after: "/tus/") {
+                self = .tus(id)
             } else if let id = Self.mediaID(in: uri, after: "/quarantine-download/") {
                 self = .quarantineDownload(id)
             } else {
@@ -78,6 +102,7 @@ public struct Router: Sendable {
     let profile: ProfileHandler
     /// Only in external scanner mode; otherwise its routes answer 404.
     let externalScanner: (callback: ScanCallbackHandler, download: QuarantineDownloadHandler)?
+    let tus: TusHandler
     let health: HealthHandler
     let clock: any TimeSource
     /// For the 413 of a quarantined file over the limit.
@@ -90,7 +115,7 @@ public struct Router: Sendable {
         let started = clock.monotonicNanoseconds
         let route = Route(request)
         // The auth_request checks answer in their own envelope, even for a path they cannot read.
-        let isUploadCheck = request.documentURI == Route.verifyUploadLocation || request.documentURI == Route.verifyTokenLocation
+        let isUploadCheck = [Route.verifyUploadLocation, Route.verifyTokenLocation, Route.verifyTusLocation].contains(request.documentURI)
         var response: HTTPResponse
         var logged: String? = nil
         var refusalCode: ErrorCode? = nil
@@ -110,8 +135,15 @@ public struct Router: Sendable {
             response = .error(refusal, requestID: request.requestID)
             if isUploadCheck { response = VerifyUploadHandler.denial(refusal, requestID: request.requestID) }
         }
+        if route?.isTus == true {
+            // Every tus answer names the protocol version; a refused version says which one is spoken.
+            response.headers.append(("Tus-Resumable", TusHandler.version))
+            if refusalCode == .unsupportedVersion { response.headers.append(("Tus-Version", TusHandler.version)) }
+        }
         let nanoseconds = clock.monotonicNanoseconds - started
-        Log.request(request, route: route, status: response.status, milliseconds: nanoseconds / 1_000_000, code: refusalCode, error: logged)
+        Log.request(
+            request, route: route, status: response.status, milliseconds: nanoseconds / 1_000_000, code: refusalCode, error: logged,
+            fields: response.logFields)
         metrics.record(.request(route: route?.metricName ?? "none", status: response.status, seconds: Double(nanoseconds) / 1e9))
         return response
     }
@@ -132,6 +164,9 @@ public struct Router: Sendable {
         case .quarantineDownload(let id):
             guard let externalScanner else { throw AppError.notFound }
             return try externalScanner.download.handle(request, mediaID: id)
+        case .tusCreate: return try tus.create(request)
+        case .verifyTus(let id): return try tus.verify(request, mediaID: id)
+        case .tus(let id): return try tus.handle(request, mediaID: id)
         case .health: return health.handle(request)
         case .liveness: return .json(200, .object([("status", .string("alive"))]), headers: [("Cache-Control", "no-store")])
         }
@@ -152,10 +187,13 @@ public struct Router: Sendable {
 /// request id, with the error code of a refusal. Secrets, tokens and query strings (which
 /// carry signatures) are never logged.
 enum Log {
-    static func request(_ request: HTTPRequest, route: Route?, status: Int, milliseconds: Int, code: ErrorCode?, error: String?) {
+    static func request(
+        _ request: HTTPRequest, route: Route?, status: Int, milliseconds: Int, code: ErrorCode?, error: String?, fields: [(String, String)] = []
+    ) {
         var line = "level=\(status >= 500 ? "error" : "info") request_id=\(request.requestID) route=\(route?.metricName ?? "none")"
         line += " method=\(request.method) path=\(request.path) status=\(status) ms=\(milliseconds) pid=\(SystemProcess.id)"
         if let code { line += " code=\(code.rawValue)" }
+        for (name, value) in fields { line += " \(name)=\(value)" }
         if let error { line += " error=\(quoted(error))" }
         SystemProcess.writeError(line)
     }
@@ -191,6 +229,17 @@ extension Route {
         case .quarantineDownload: "quarantine_download"
         case .health: "health"
         case .liveness: "liveness"
+        case .tusCreate: "tus_create"
+        case .verifyTus: "verify_tus"
+        case .tus: "tus"
+        }
+    }
+
+    /// The tus routes, whose every answer carries `Tus-Resumable`.
+    var isTus: Bool {
+        switch self {
+        case .tusCreate, .verifyTus, .tus: true
+        default: false
         }
     }
 }

@@ -53,6 +53,10 @@ public struct Service: Sendable {
             externalScanner: links.map {
                 (ScanCallbackHandler(links: $0, store: store, pipeline: pipeline, clock: clock), QuarantineDownloadHandler(links: $0, store: store, root: root, maxBytes: config.limits.maxUploadBytes, clock: clock))
             },
+            tus: TusHandler(
+                authenticator: authenticator, admitter: admitter, store: store, pipeline: pipeline,
+                partials: PartialUploads(root: root, store: store, clock: clock), policy: policy, lifetimeSeconds: config.tusLifetimeSeconds,
+                publicBaseURL: config.publicBaseURL, clock: clock),
             health: HealthHandler(store: store, root: root, scanner: scanner),
             clock: clock, maxUploadBytes: config.limits.maxUploadBytes, metrics: metrics)
     }

@@ -59,6 +59,9 @@ public enum ExternalVerdict: Sendable, Equatable {
 public enum PipelineInput: Sendable, Equatable {
     /// Its body arrived (PUT, multipart): claims a `pending_upload`, at most `maxBytes` long.
     case body(IncomingBody, maxBytes: Int)
+    /// A resumable upload's last chunk was appended: its bytes are in quarantine already and
+    /// the append that completed it moved it to `received` (so this caller owns it).
+    case completed
     /// A scan retry is due and this caller leased it (the retrier).
     case retry
     /// The external scanner's verdict.
@@ -109,14 +112,15 @@ public struct UploadPipeline: Sendable {
 
     public func advance(_ record: MediaRecord, with input: PipelineInput) throws -> PipelineOutcome {
         switch (input, record.state) {
-        case (.body, .pendingUpload), (.verdict, .scanning), (.retry, .scanning): break
-        case (.body, _): throw AppError.urlUsed
+        case (.body, .pendingUpload), (.completed, .received), (.verdict, .scanning), (.retry, .scanning): break
+        case (.body, _), (.completed, _): throw AppError.urlUsed
         case (.verdict, _), (.retry, _): throw AppError.alreadyDecided
         }
         var media = record
-        // A retry holds its lease: the upload is this call's. A body or a verdict makes it this
-        // call's with its first guarded step (the claim, the verdict's change).
-        var owned = input == .retry
+        // A retry holds its lease, and a completing append made its `claim`: the upload is this
+        // call's. A body or a verdict makes it this call's with its first guarded step (the
+        // claim, the verdict's change).
+        var owned = input == .retry || input == .completed
         do {
             return try run(&media, input: input, owned: &owned)
         } catch let error as AppError where error == .urlUsed || error == .alreadyDecided {
@@ -149,6 +153,7 @@ public struct UploadPipeline: Sendable {
             case .received:
                 guard try store.apply(.startScan, to: media.id, from: .received) else { throw AppError.urlUsed }
                 media.state = .scanning
+                pending = nil  // a completed resumable upload is scanned like any received one
             case .scanning:
                 let data = try bytes ?? quarantinedBytes(media.id)
                 bytes = data
@@ -156,6 +161,9 @@ public struct UploadPipeline: Sendable {
                 pending = nil
             case .processing:
                 return try render(bytes ?? quarantinedBytes(media.id), &media)
+            case .receiving:
+                // A resumable upload is the pipeline's from its last byte on (`advance` refuses it before).
+                throw AppError.urlUsed
             case .ready, .rejected, .expired:
                 // Every step that ends here returns; a record read in a final state was decided.
                 throw AppError.alreadyDecided

@@ -183,3 +183,77 @@ public final class NewFile {
         if open { abandon() }
     }
 }
+
+extension FileSystem {
+    /// Opens an existing file for writing in place and takes an exclusive `flock(2)` on it,
+    /// waiting while another process holds one. The kernel drops the lock when the file is
+    /// closed or its process dies, so a killed writer never leaves it held.
+    public static func openLocked(_ path: String) throws(SystemError) -> LockedFile {
+        let fd = try open(path, .writeOnly)
+        while flock(fd.rawValue, LOCK_EX) != 0 {
+            guard Errno.last == .interrupted else {
+                let failure = SystemError(operation: "flock", path: path, errno: .last)
+                try? fd.close()
+                throw failure
+            }
+        }
+        return LockedFile(path: path, descriptor: fd)
+    }
+
+    /// Makes the names in a directory durable (`fsync(2)` on the directory): a file created
+    /// in it then survives a crash under its name, not just its data.
+    public static func syncDirectory(_ path: String) throws(SystemError) {
+        let fd = try open(path, .readOnly, options: [.directory])
+        defer { try? fd.close() }
+        guard fsync(fd.rawValue) == 0 else { throw SystemError(operation: "fsync", path: path, errno: .last) }
+    }
+}
+
+/// A file held under an exclusive lock (`FileSystem.openLocked`) and written at offsets: a
+/// partial upload that grows one chunk at a time. The lock goes with the descriptor, when
+/// this is closed or dropped.
+public final class LockedFile {
+    public let path: String
+    private let descriptor: FileDescriptor
+    private var open = true
+
+    fileprivate init(path: String, descriptor: FileDescriptor) {
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    /// The file's size now (`fstat(2)`).
+    public func size() throws(SystemError) -> Int {
+        var info = stat()
+        guard fstat(descriptor.rawValue, &info) == 0 else { throw SystemError(operation: "fstat", path: path, errno: .last) }
+        return Int(info.st_size)
+    }
+
+    /// Cuts the file to `size` bytes (`ftruncate(2)`).
+    public func truncate(to size: Int) throws(SystemError) {
+        guard ftruncate(descriptor.rawValue, off_t(size)) == 0 else { throw SystemError(operation: "ftruncate", path: path, errno: .last) }
+    }
+
+    /// Writes all of `bytes` starting at `offset` (`pwrite(2)`, repeated until done).
+    public func write(_ bytes: [UInt8], at offset: Int) throws(SystemError) {
+        do {
+            _ = try descriptor.writeAll(toAbsoluteOffset: Int64(offset), bytes)
+        } catch {
+            throw SystemError(operation: "pwrite", path: path, errno: error as? Errno ?? .ioError)
+        }
+    }
+
+    /// Puts the file's data on disk (`fdatasync(2)`) before this returns.
+    public func syncData() throws(SystemError) {
+        guard fdatasync(descriptor.rawValue) == 0 else { throw SystemError(operation: "fdatasync", path: path, errno: .last) }
+    }
+
+    /// Closes the file, which releases the lock.
+    public func close() {
+        guard open else { return }
+        open = false
+        try? descriptor.close()
+    }
+
+    deinit { close() }
+}

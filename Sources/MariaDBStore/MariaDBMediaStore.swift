@@ -25,7 +25,8 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
 
     public convenience init(_ settings: Config.DatabaseSettings) { self.init(connection: Connection(options: ConnectOptions(settings))) }
 
-    static let mediaColumns = "id, user_id, state, reject_reason, declared_type, declared_bytes, crop_x, crop_y, crop_size, cdn_url, scan_attempts, next_scan_at"
+    static let mediaColumns =
+        "id, user_id, state, reject_reason, declared_type, declared_bytes, crop_x, crop_y, crop_size, cdn_url, scan_attempts, next_scan_at, upload_offset, upload_expires_at"
     static let pointerColumns = "user_id, media_id, version, sizes"
 
     // MARK: Uploads
@@ -37,14 +38,14 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
             // limit by the number in flight; nginx's per-IP limit bounds that.
             let created = try db.execute(
                 """
-                INSERT INTO media_files (id, user_id, state, declared_type, declared_bytes, upload_expires_at, crop_x, crop_y, crop_size)
-                SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL
+                INSERT INTO media_files (id, user_id, state, declared_type, declared_bytes, upload_offset, upload_expires_at, crop_x, crop_y, crop_size)
+                SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL
                 WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)
                   AND (SELECT COUNT(*) FROM media_files WHERE user_id = ? AND created_at > NOW(3) - INTERVAL 60 SECOND) < ?
                 """,
                 [
-                    .text(upload.id.rawValue), .text(upload.userID), .state(.pendingUpload), .text(upload.declaredType),
-                    .int(upload.declaredBytes), .int(upload.expiresAt), .optionalInt(upload.crop?.x), .optionalInt(upload.crop?.y),
+                    .text(upload.id.rawValue), .text(upload.userID), .state(upload.resumable ? .receiving : .pendingUpload), .text(upload.declaredType),
+                    .int(upload.declaredBytes), upload.resumable ? .int(0) : .null, .int(upload.expiresAt), .optionalInt(upload.crop?.x), .optionalInt(upload.crop?.y),
                     .optionalInt(upload.crop?.size), .optional(jti), .text(upload.userID), .int(limit),
                 ])
             if created == 1 { return .created }
@@ -71,7 +72,7 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
             switch change {
             case .claim(let bytes):
                 return try db.execute("UPDATE media_files SET state = ?, \(Self.recordState), bytes = ? WHERE id = ? AND state = ?", [.state(to), .int(bytes)] + guardValues) == 1
-            case .startScan:
+            case .startScan, .terminate:
                 return try db.execute("UPDATE media_files SET state = ?, \(Self.recordState) WHERE id = ? AND state = ?", [.state(to)] + guardValues) == 1
             case .awaitVerdict:
                 return try db.execute("UPDATE media_files SET next_scan_at = NULL WHERE id = ? AND state = ?", guardValues) == 1
@@ -90,6 +91,42 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
                 return try db.execute(
                     "UPDATE media_files SET state = ?, \(Self.recordState), reject_reason = ?, next_scan_at = NULL WHERE id = ? AND state = ?",
                     [.state(to), .reason(reason)] + guardValues) == 1
+            }
+        }
+    }
+
+    public func recordAppend(id: MediaID, at offset: Int, count: Int, now: Int) throws(StoreError) -> Bool {
+        try storing {
+            // One statement, so the offset and (with the last byte) the claim are one change.
+            // MariaDB assigns left to right: `state` is decided from the old offset, before
+            // `upload_offset` moves, and `bytes` and the history see the new state.
+            try db.execute(
+                """
+                UPDATE media_files
+                SET state = IF(upload_offset + ? = declared_bytes, ?, state),
+                    bytes = IF(state = ?, declared_bytes, bytes),
+                    state_history = IF(state = ?, \(Self.historyEntry), state_history),
+                    upload_offset = upload_offset + ?
+                WHERE id = ? AND state = ? AND upload_offset = ? AND upload_offset + ? <= declared_bytes AND upload_expires_at > ?
+                """,
+                [
+                    .int(count), .state(MediaTransition.claim.to), .state(MediaTransition.claim.to), .state(MediaTransition.claim.to), .int(count),
+                    .text(id.rawValue), .state(MediaTransition.append.from[0]), .int(offset), .int(count), .int(now),
+                ]) == 1
+        }
+    }
+
+    public func expirePartials(now: Int, limit: Int) throws(StoreError) -> [MediaID] {
+        try storing {
+            let due = try db.query(
+                "SELECT id FROM media_files WHERE state = ? AND upload_expires_at <= ? ORDER BY upload_expires_at LIMIT ?",
+                [.state(.receiving), .int(now), .int(limit)]
+            ).compactMap { $0.string("id").flatMap(MediaID.init) }
+            // Each guarded on its own: a last append that commits first keeps its upload.
+            return try due.filter { id in
+                try db.execute(
+                    "UPDATE media_files SET state = ?, \(Self.recordState) WHERE id = ? AND state = ? AND upload_expires_at <= ?",
+                    [.state(MediaTransition.expire.to), .text(id.rawValue), .state(.receiving), .int(now)]) == 1
             }
         }
     }
@@ -320,14 +357,15 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
 
     /// Appended to every SET that changes `state` (sql/0006): MariaDB assigns left to right, so
     /// `state` here is the new one.
-    static let recordState = "state_history = LEFT(CONCAT_WS(' ', state_history, CONCAT(state, '@', DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%dT%H:%i:%sZ'))), 1024)"
+    static let recordState = "state_history = \(historyEntry)"
+    static let historyEntry = "LEFT(CONCAT_WS(' ', state_history, CONCAT(state, '@', DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%dT%H:%i:%sZ'))), 1024)"
 
     // MARK: Operators (cameoctl), beyond the pipeline's contract
 
     /// Every column an operator asks about, in this order, for `show-media` and `stuck`.
     public static let operatorColumns = [
         "id", "user_id", "state", "state_history", "reject_reason", "declared_type", "declared_bytes", "sniffed_type", "bytes", "width", "height", "sha256",
-        "is_virus_scanned", "scan_signature", "scan_attempts", "next_scan_at", "scan_ms", "processing_ms", "crop_x", "crop_y", "crop_size",
+        "is_virus_scanned", "scan_signature", "upload_offset", "scan_attempts", "next_scan_at", "scan_ms", "processing_ms", "crop_x", "crop_y", "crop_size",
         "cdn_url", "upload_expires_at", "created_at", "updated_at",
     ]
 
@@ -425,7 +463,8 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
         return MediaRecord(
             id: id, userID: row.string("user_id") ?? "", state: state, rejectReason: row.string("reject_reason").flatMap(RejectReason.init(rawValue:)),
             declaredType: row.string("declared_type") ?? "", declaredBytes: row.int("declared_bytes") ?? 0, crop: crop,
-            cdnURL: row.string("cdn_url"), scanAttempts: row.int("scan_attempts") ?? 0, nextScanAt: row.int("next_scan_at"))
+            cdnURL: row.string("cdn_url"), scanAttempts: row.int("scan_attempts") ?? 0, nextScanAt: row.int("next_scan_at"),
+            uploadOffset: row.int("upload_offset"), expiresAt: row.int("upload_expires_at") ?? 0)
     }
 
     static func pointer(_ row: Row) -> AvatarPointer? {

@@ -27,10 +27,14 @@ public struct MediaRecord: Sendable, Equatable {
     public var scanAttempts: Int
     /// When the next scan retry is due (epoch seconds); nil when none is.
     public var nextScanAt: Int?
+    /// A resumable upload's bytes received so far (durable); nil for any other upload.
+    public var uploadOffset: Int?
+    /// When the upload URL dies, or a resumable upload's `Upload-Expires` (epoch seconds).
+    public var expiresAt: Int
 
     public init(
         id: MediaID, userID: String, state: MediaState, rejectReason: RejectReason? = nil, declaredType: String, declaredBytes: Int,
-        crop: Crop? = nil, cdnURL: String? = nil, scanAttempts: Int = 0, nextScanAt: Int? = nil
+        crop: Crop? = nil, cdnURL: String? = nil, scanAttempts: Int = 0, nextScanAt: Int? = nil, uploadOffset: Int? = nil, expiresAt: Int = 0
     ) {
         self.id = id
         self.userID = userID
@@ -42,10 +46,17 @@ public struct MediaRecord: Sendable, Equatable {
         self.cdnURL = cdnURL
         self.scanAttempts = scanAttempts
         self.nextScanAt = nextScanAt
+        self.uploadOffset = uploadOffset
+        self.expiresAt = expiresAt
     }
+
+    /// A resumable upload still receiving bytes whose `Upload-Expires` has passed at `now`: gone
+    /// for its client, though the sweeper may not have expired its row yet.
+    public func isExpiredPartial(at now: Int) -> Bool { state == .receiving && expiresAt <= now }
 }
 
-/// The row a new upload starts as (`pending_upload`).
+/// The row a new upload starts as: `pending_upload` (a presigned URL) or, resumable,
+/// `receiving` at offset 0 (tus).
 public struct NewUpload: Sendable {
     public var id: MediaID
     public var userID: String
@@ -54,8 +65,11 @@ public struct NewUpload: Sendable {
     /// When the upload URL dies (epoch seconds).
     public var expiresAt: Int
     public var crop: Crop?
+    /// A tus upload: its bytes come in chunks, from offset 0.
+    public var resumable: Bool
 
-    public init(id: MediaID, userID: String, declaredType: String, declaredBytes: Int, expiresAt: Int, crop: Crop?) {
+    public init(id: MediaID, userID: String, declaredType: String, declaredBytes: Int, expiresAt: Int, crop: Crop?, resumable: Bool = false) {
+        self.resumable = resumable
         self.id = id
         self.userID = userID
         self.declaredType = declaredType
@@ -138,10 +152,13 @@ public enum MediaChange: Sendable, Equatable {
     case clean(scanMilliseconds: Int?)
     case infected(signature: String)
     case reject(RejectReason)
+    /// A resumable upload's client terminated it (tus `DELETE`).
+    case terminate
 
     /// The transition of the table this change is.
     public var transition: MediaTransition {
         switch self {
+        case .terminate: .expire
         case .claim: .claim
         case .startScan: .startScan
         case .awaitVerdict: .awaitVerdict

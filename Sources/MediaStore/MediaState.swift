@@ -3,6 +3,9 @@
 public enum MediaState: String, CaseIterable, Sendable {
     case pendingUpload = "pending_upload"
     case received, scanning, processing, ready, rejected, expired
+    /// A resumable (tus) upload whose bytes are still arriving, a chunk at a time: it has an
+    /// offset and an `Upload-Expires`, and leaves for `received` with its last byte.
+    case receiving
 
     /// No transition leaves these except `unpublish` (a rescan taking a published avatar down).
     public var isFinal: Bool { self == .ready || self == .rejected || self == .expired }
@@ -25,8 +28,11 @@ public enum RejectReason: String, CaseIterable, Sendable {
 /// these, and only from the states listed. `table` is the diagram (docs/ARCHITECTURE.md shows
 /// it, and a test keeps the two equal).
 public enum MediaTransition: String, CaseIterable, Sendable {
-    /// A body arrived for the upload URL: the single-use check.
+    /// A body arrived for the upload URL (the single-use check), or a resumable upload's
+    /// last byte did.
     case claim
+    /// A chunk of a resumable upload was appended: its offset moved on.
+    case append
     /// The pipeline took the received bytes to the scanner.
     case startScan
     /// No verdict could be had (scanner down, slow, nonsense, or said error): retry later.
@@ -43,7 +49,8 @@ public enum MediaTransition: String, CaseIterable, Sendable {
     case publish
     /// Refused (validation, scan failure, or an unexpected failure of its own step).
     case reject
-    /// The upload URL was never used.
+    /// The upload URL was never used, a resumable upload passed its `Upload-Expires`, or its
+    /// client terminated it.
     case expire
     /// A rescan after a signature update found a published avatar infected.
     case unpublish
@@ -55,7 +62,8 @@ public enum MediaTransition: String, CaseIterable, Sendable {
 
     /// Transition → (from, to).
     public static let table: [MediaTransition: (from: [MediaState], to: MediaState)] = [
-        .claim: ([.pendingUpload], .received),
+        .claim: ([.pendingUpload, .receiving], .received),
+        .append: ([.receiving], .receiving),
         .startScan: ([.received], .scanning),
         .deferScan: ([.scanning], .scanning),
         .leaseScan: ([.scanning], .scanning),
@@ -64,7 +72,7 @@ public enum MediaTransition: String, CaseIterable, Sendable {
         .markInfected: ([.scanning], .rejected),
         .publish: ([.processing], .ready),
         .reject: ([.received, .scanning, .processing], .rejected),
-        .expire: ([.pendingUpload], .expired),
+        .expire: ([.pendingUpload, .receiving], .expired),
         .unpublish: ([.ready], .rejected),
     ]
 

@@ -18,7 +18,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 public protocol MediaStore: Sendable {
     // MARK: Uploads
 
-    /// Creates the row of a new upload (`pending_upload`) unless the token that asked (`jti`)
+    /// Creates the row of a new upload (`pending_upload`, or `receiving` when resumable) unless the token that asked (`jti`)
     /// is revoked or the user started `perMinute` uploads in the last minute.
     func createUpload(_ upload: NewUpload, unlessRevoked jti: String?, perMinute limit: Int) throws(StoreError) -> UploadAdmission
 
@@ -27,6 +27,17 @@ public protocol MediaStore: Sendable {
     /// Applies `change` if the record is still in `from` (which the transition must allow);
     /// false when it was not: someone else moved it first.
     func apply(_ change: MediaChange, to id: MediaID, from: MediaState) throws(StoreError) -> Bool
+
+    /// `append` (or, with the last byte, `claim`): a resumable upload's offset moves from
+    /// `offset` to `offset + count`, if the record is still `receiving` at exactly `offset` and
+    /// its `Upload-Expires` is after `now`; false otherwise (another append won, it expired or
+    /// was terminated). When the new offset is the declared length, the record becomes
+    /// `received` with its bytes counted, in the same statement.
+    func recordAppend(id: MediaID, at offset: Int, count: Int, now: Int) throws(StoreError) -> Bool
+
+    /// `expire`: resumable uploads still `receiving` whose `Upload-Expires` is at or before
+    /// `now`; returns their ids (their partial files are the caller's to remove).
+    func expirePartials(now: Int, limit: Int) throws(StoreError) -> [MediaID]
 
     /// `deferScan`: counts a scan attempt that gave no verdict and schedules the next one
     /// `baseSeconds × 2^(attempts-1)` after `now`. Returns the attempts so far, nil when the

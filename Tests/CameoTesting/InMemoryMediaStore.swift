@@ -84,8 +84,8 @@ public final class InMemoryMediaStore: MediaStore {
             if recent.count >= limit { return .rateLimited(retryAfter: max(1, 60 - (now - recent.map(\.createdAt).min()!))) }
             state.rows[upload.id] = Row(
                 record: MediaRecord(
-                    id: upload.id, userID: upload.userID, state: .pendingUpload, declaredType: upload.declaredType,
-                    declaredBytes: upload.declaredBytes, crop: upload.crop),
+                    id: upload.id, userID: upload.userID, state: upload.resumable ? .receiving : .pendingUpload, declaredType: upload.declaredType,
+                    declaredBytes: upload.declaredBytes, crop: upload.crop, uploadOffset: upload.resumable ? 0 : nil, expiresAt: upload.expiresAt),
                 createdAt: now, updatedAt: now)
             return .created
         }
@@ -102,7 +102,7 @@ public final class InMemoryMediaStore: MediaStore {
             row.record.state = change.transition.to
             row.updatedAt = now
             switch change {
-            case .claim, .startScan: break
+            case .claim, .startScan, .terminate: break
             case .awaitVerdict: row.record.nextScanAt = nil
             case .clean:
                 row.isVirusScanned = true
@@ -118,6 +118,31 @@ public final class InMemoryMediaStore: MediaStore {
             }
             state.rows[id] = row
             return true
+        }
+    }
+
+    public func recordAppend(id: MediaID, at offset: Int, count: Int, now: Int) throws(StoreError) -> Bool {
+        try locked { (state: inout State) throws(StoreError) -> Bool in
+            try Self.failIfTold(.append, &state)
+            guard var row = state.rows[id], row.record.state == .receiving, row.record.uploadOffset == offset,
+                offset + count <= row.record.declaredBytes, row.record.expiresAt > now
+            else { return false }
+            row.record.uploadOffset = offset + count
+            if offset + count == row.record.declaredBytes { row.record.state = .received }
+            row.updatedAt = clock.epochSeconds
+            state.rows[id] = row
+            return true
+        }
+    }
+
+    public func expirePartials(now: Int, limit: Int) throws(StoreError) -> [MediaID] {
+        try locked { state in
+            let due = state.rows.values.map(\.record).filter { $0.isExpiredPartial(at: now) }.sorted { $0.expiresAt < $1.expiresAt }.prefix(limit)
+            for record in due {
+                state.rows[record.id]?.record.state = .expired
+                state.rows[record.id]?.updatedAt = clock.epochSeconds
+            }
+            return due.map(\.id)
         }
     }
 
