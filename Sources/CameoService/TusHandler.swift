@@ -14,7 +14,7 @@ import MediaStore
 /// in `quarantine/{id}` (`PartialUploads`). Its last byte moves it to `received`, and the same
 /// request runs the upload pipeline, as a PUT's body would.
 struct TusHandler: Sendable {
-    static let version = "1.0.0"
+    static let version = NginxConfig.tusVersion
     /// The only body type a chunk may have.
     static let chunkType = "application/offset+octet-stream"
     /// The pre-check's hint to nginx: the pool that should receive the body. The chunk that
@@ -129,14 +129,23 @@ struct TusHandler: Sendable {
     /// DELETE (termination): the partial upload and its bytes go. The row stays, `expired`, so
     /// creating and terminating uploads cannot dodge the per-user limit.
     private func terminate(_ mediaID: MediaID, of claims: TokenClaims) throws -> HTTPResponse {
-        let media = try partial(mediaID, of: claims)
-        guard try store.apply(.terminate, to: mediaID, from: .receiving) else {
-            // Completed, expired or terminated in the meantime.
-            guard try store.media(id: mediaID)?.state == .expired else { throw AppError.alreadyDecided }
-            throw AppError.uploadExpired
+        var state = try resumable(mediaID, of: claims).state
+        if state == .receiving {
+            guard try store.apply(.terminate, to: mediaID, from: .receiving) else {
+                // Completed, expired or terminated in the meantime.
+                state = try store.media(id: mediaID)?.state ?? .expired
+                return try terminate(refusedIn: state)
+            }
+            partials.remove(mediaID)
+            return HTTPResponse(status: 204)
         }
-        partials.remove(media.record.id)
-        return HTTPResponse(status: 204)
+        return try terminate(refusedIn: state)
+    }
+
+    /// A termination that found the upload no longer receiving: gone already (410), or complete
+    /// and the pipeline's (409; `DELETE /api/v1/profile/me/avatar` removes a published avatar).
+    private func terminate(refusedIn state: MediaState) throws -> HTTPResponse {
+        throw state == .expired ? AppError.uploadExpired : AppError.alreadyDecided
     }
 
     // MARK: Appending and completing
