@@ -133,6 +133,49 @@ enum MariaDBScratch {
         #expect(try !store.apply(.reject(.corrupt), to: media.id, from: .received))
     }
 
+    func resumable(_ store: any MediaStore, length: Int = 1234, expiresAt: Int? = nil) throws -> MediaRecord {
+        let id = MediaID.random()
+        let upload = NewUpload(
+            id: id, userID: "t\(id.rawValue.prefix(8))", declaredType: "image/jpeg", declaredBytes: length, expiresAt: expiresAt ?? now + 300, crop: nil,
+            resumable: true)
+        #expect(try store.createUpload(upload, unlessRevoked: nil, perMinute: 100) == .created)
+        return try #require(try store.media(id: id))
+    }
+
+    @Test(arguments: StoreKind.available) func aResumableUploadMovesItsOffsetOnlyFromWhereItIs(_ kind: StoreKind) throws {
+        let store = kind.make()
+        let media = try resumable(store)
+        #expect(media.state == .receiving && media.uploadOffset == 0 && media.expiresAt == now + 300)
+        #expect(try upload(store).uploadOffset == nil, "a presigned upload has no offset")
+        #expect(try store.recordAppend(id: media.id, at: 0, count: 1000, now: now))
+        #expect(try !store.recordAppend(id: media.id, at: 0, count: 1000, now: now), "a stale offset: another append won")
+        #expect(try !store.recordAppend(id: media.id, at: 1000, count: 235, now: now), "past the declared length")
+        #expect(try store.media(id: media.id)?.uploadOffset == 1000)
+        #expect(try !store.apply(.startScan, to: media.id, from: .received), "not received before its last byte")
+        #expect(try store.recordAppend(id: media.id, at: 1000, count: 234, now: now))
+        let complete = try #require(try store.media(id: media.id))
+        #expect(complete.state == .received && complete.uploadOffset == 1234)
+        #expect(try !store.recordAppend(id: media.id, at: 1234, count: 1, now: now), "a complete upload takes no more bytes")
+        #expect(try store.apply(.startScan, to: media.id, from: .received), "and goes on like any received upload")
+        #expect(try !store.apply(.terminate, to: media.id, from: .receiving))
+    }
+
+    @Test(arguments: StoreKind.available) func aPartialUploadEndsWhenTerminatedOrPastItsExpiry(_ kind: StoreKind) throws {
+        let store = kind.make()
+        let terminated = try resumable(store)
+        #expect(try store.apply(.terminate, to: terminated.id, from: .receiving))
+        #expect(try store.media(id: terminated.id)?.state == .expired)
+        #expect(try !store.recordAppend(id: terminated.id, at: 0, count: 1, now: now))
+
+        let late = try resumable(store, expiresAt: now - 1)
+        let live = try resumable(store)
+        #expect(try store.media(id: late.id)?.isExpiredPartial(at: now) == true)
+        #expect(try !store.recordAppend(id: late.id, at: 0, count: 1, now: now), "past Upload-Expires, no byte is taken")
+        #expect(try store.expirePartials(now: now, limit: 1000).contains(late.id))
+        #expect(try store.media(id: late.id)?.state == .expired && store.media(id: live.id)?.state == .receiving)
+        #expect(try !store.expirePartials(now: now, limit: 1000).contains(live.id))
+    }
+
     @Test(arguments: StoreKind.available) func deferredScansBackOffAndAreLeasedOnce(_ kind: StoreKind) throws {
         let store = kind.make()
         let media = try upload(store)
