@@ -265,6 +265,22 @@ public struct Config: Sendable {
 
     /// `ADDRESS:PORT` as nginx's `listen` takes it, an IPv6 address in brackets; nothing an
     /// nginx directive could be smuggled in with.
+    /// A browser origin as its `Origin` header carries it: `http(s)://host[:port]`, lower-case,
+    /// nothing after the authority. nginx's CORS map is rendered from these, so nothing else
+    /// (quotes, spaces) may pass.
+    static func isOrigin(_ text: String) -> Bool {
+        guard let scheme = ["https://", "http://"].first(where: text.hasPrefix) else { return false }
+        let authority = text.dropFirst(scheme.count)
+        return !authority.isEmpty && authority.allSatisfy { ("a"..."z").contains($0) || $0.isNumber || ".-:[]".contains($0) }
+    }
+
+    /// The origin of a base URL: its scheme and authority (`http://127.0.0.1:8080/x` →
+    /// `http://127.0.0.1:8080`).
+    static func origin(of url: String) -> String {
+        guard let schemeEnd = url.firstRange(of: "://") else { return url }
+        return String(url[..<schemeEnd.upperBound]) + url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+    }
+
     static func isListenAddress(_ text: String) -> Bool {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return false }
         let host = text[..<colon]
@@ -314,7 +330,10 @@ public struct Config: Sendable {
             issuer: reader.string("auth.issuer"),
             audience: reader.string("auth.audience"),
             leewaySeconds: try reader.int("auth.leeway_seconds", default: 30, range: 0...300),
-            allowedOrigins: reader.list("auth.allowed_origins") ?? [publicBaseURL])
+            allowedOrigins: reader.list("auth.allowed_origins") ?? [Self.origin(of: publicBaseURL)])
+        if let bad = auth.allowedOrigins.first(where: { !Self.isOrigin($0) }) {
+            throw ConfigError(key: "auth.allowed_origins", problem: "`\(bad)` is not an origin (scheme://host or scheme://host:port, no path)")
+        }
         auth.requireTokenID = try reader.bool("auth.require_jti", default: true)
         auth.maxLifetimeSeconds = try reader.int("auth.max_token_lifetime_seconds", default: 86_400, range: 60...31_536_000)
         // HS256 is on only when listed, and a key is configured only for an algorithm that is:

@@ -122,6 +122,8 @@ extension AppError {
     public static let tokenRevoked = AppError(.tokenRevoked, "The token has been revoked.")
 
     public static let badOrigin = AppError(.badOrigin, "Cookie authentication needs an allowed Origin.")
+    /// A CORS preflight from an origin `auth.allowed_origins` does not list; nginx answers it.
+    public static let originNotAllowed = AppError(.badOrigin, "This origin may not call the API (auth.allowed_origins).")
     /// What a signature was meant to prove: one code, a message that says which signature.
     public enum Signed: Sendable { case uploadURL, callback, downloadLink }
     public static func badSignature(_ what: Signed) -> AppError {

@@ -10,12 +10,13 @@ public enum NginxConfig {
     /// `runDirectory` is where the sockets are (`render-nginx --run-directory`) and `generated`
     /// the folder these go to (`--output`): the metrics server needs the collector's socket and
     /// the secret's include.
+    /// `allowedOrigins` (`auth.allowed_origins`) are the browser origins served CORS.
     public static func snippets(
-        limits: Config.Limits, front: Config.FrontSettings, metrics: Config.MetricsSettings, runDirectory: String = "/run/cameo",
-        generated: String = "/etc/cameo/nginx"
+        limits: Config.Limits, front: Config.FrontSettings, metrics: Config.MetricsSettings, allowedOrigins: [String] = [],
+        runDirectory: String = "/run/cameo", generated: String = "/etc/cameo/nginx"
     ) -> [(name: String, text: String)] {
         [
-            ("cameo-http.conf", http(front: front)),
+            ("cameo-http.conf", http(front: front) + cors(allowedOrigins: allowedOrigins)),
             ("cameo-server.conf", server(front: front)),
             ("cameo-errors.conf", errors(limits: limits, front: front)),
             ("cameo-upload-body.conf", header + "client_max_body_size \(limits.maxUploadBytes);   # limits.max_upload_bytes\n"),
@@ -96,6 +97,40 @@ public enum NginxConfig {
                 default "uploads";
             }
             limit_conn_zone $cameo_all_uploads zone=cameo_uploads:32k;
+
+            """
+    }
+
+    /// http level: which origins get CORS answers (SPEC §2: the allowed origins only), and how a
+    /// preflight is told from tus discovery. The security-headers snippet adds the headers to
+    /// every answer, empty (so absent) for any other origin.
+    static func cors(allowedOrigins: [String]) -> String {
+        precondition(allowedOrigins.allSatisfy { !$0.contains("\"") && !$0.contains(" ") }, "origins are validated by Config")
+        return """
+
+            # Cross-origin browsers (auth.allowed_origins): a host application's page on another
+            # origin may call the API; its Origin is echoed back, any other gets no CORS header and
+            # the browser keeps the answer from its page. Bearer tokens need no credentials mode;
+            # the access_token cookie does, and is checked against the same list by the workers.
+            map $http_origin $cameo_cors_origin {
+                default  "";
+            \(allowedOrigins.map { "    \"\($0)\"  $http_origin;\n" }.joined())}
+            map $cameo_cors_origin $cameo_cors_credentials {
+                ""       "";
+                default  "true";
+            }
+            # What a script on an allowed origin may read of an answer: tus's headers, Location,
+            # Retry-After, and Cameo's own.
+            map $cameo_cors_origin $cameo_cors_expose {
+                ""       "";
+                default  "Location, Retry-After, X-Request-Id, Upload-Offset, Upload-Length, Upload-Expires, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Cameo-Media-State";
+            }
+            # A CORS preflight is an OPTIONS naming the method it asks for; tus discovery
+            # (OPTIONS /tus/) names none.
+            map "$request_method:$http_access_control_request_method" $cameo_preflight {
+                "~^OPTIONS:."  1;
+                default        0;
+            }
 
             """
     }
@@ -409,6 +444,21 @@ public enum NginxConfig {
                 add_header Retry-After \(AppError.addressRateLimited.retryAfter ?? 1) always;
                 set $cameo_refusal \(ErrorCode.rateLimited.rawValue);
                 return 429 '\(json(.addressRateLimited))';
+            }
+
+            # A CORS preflight (see the site's server block): what an allowed origin's page may
+            # send, answered by nginx; any other origin is refused here, before its request.
+            location @cameo_preflight {
+            \(refusal)
+                if ($cameo_cors_origin = "") {
+                    include snippets/cameo-security-headers.conf;   # and none of the Allow headers below
+                    set $cameo_refusal \(ErrorCode.badOrigin.rawValue);
+                    return 403 '\(json(.originNotAllowed))';
+                }
+                add_header Access-Control-Allow-Methods "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" always;
+                add_header Access-Control-Allow-Headers "Authorization, Content-Type, Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset, Upload-Checksum, Upload-Defer-Length, X-Requested-With" always;
+                add_header Access-Control-Max-Age 600 always;
+                return 204;
             }
 
             """

@@ -172,6 +172,7 @@ struct RenderNginx: ParsableCommand {
         var metrics = Config.MetricsSettings.defaults
         var mediaRoot = "/var/lib/cameo/media"
         var publicBaseURL = "https://avatars.example.com"
+        var allowedOrigins: [String] = []
         if !defaults {
             let config = try loadConfig()
             limits = config.limits
@@ -179,10 +180,11 @@ struct RenderNginx: ParsableCommand {
             metrics = config.metrics
             mediaRoot = config.mediaRoot
             publicBaseURL = config.publicBaseURL
+            allowedOrigins = config.auth.allowedOrigins
         }
         try FileSystem.makeDirectory(output)
         for (name, text) in NginxConfig.snippets(
-                limits: limits, front: front, metrics: metrics, runDirectory: runDirectory, generated: defaults ? "/etc/cameo/nginx" : output) { try replaceFile(output + "/" + name, with: text) }
+                limits: limits, front: front, metrics: metrics, allowedOrigins: allowedOrigins, runDirectory: runDirectory, generated: defaults ? "/etc/cameo/nginx" : output) { try replaceFile(output + "/" + name, with: text) }
         // Root-only: nginx reads it as root at start and reload, before dropping privileges.
         if let secret = NginxConfig.secretSnippet(front: front) { try replaceFile(output + "/" + NginxConfig.secretSnippetName, with: secret, mode: 0o600) }
         guard let site else { return }

@@ -2,6 +2,14 @@
  * Cameo upload page: pick, check, crop, presign, PUT with progress, wait for the scan and the
  * rendering, show the new avatar. Plain modern JavaScript, no dependencies, no build step.
  *
+ * Transport: a file up to 1 MB goes in one presigned PUT. A larger one goes over tus 1.0.0
+ * (SPEC section 2, /tus/) in 1 MB chunks, one XHR each (so upload progress events work): a
+ * dropped connection or an offline spell costs at most the chunk in flight, since the page asks
+ * the server for its offset (HEAD) and sends only the rest. The upload URL is remembered in
+ * localStorage (per user and file) so a reload resumes it too; Cancel terminates it (DELETE).
+ * `data-transport` ("tus" or "put") and `data-tus-bytes-sent` on the root tell tests which way
+ * a file went and how many PATCH body bytes left the browser.
+ *
  * Auth: the host application's `access_token` cookie (same origin; the browser sends it and
  * the Origin header the API checks), or a token handed to the page: `#token=...` in the URL
  * (read once and removed from the address bar), `data-token` on the root element, or
@@ -28,6 +36,21 @@
   const POLL_MAX_MS = 3000;
   const POLL_GIVE_UP_MS = 10 * 60 * 1000;
   const MIN_CROP = 16;
+
+  // Above this a file goes over tus. Smaller ones are one request anyway: resuming buys little.
+  const TUS_THRESHOLD = 1048576;
+  // Each PATCH body. Small enough that a cut costs little, large enough that the per-request
+  // cost (auth_request, fdatasync, one UPDATE) stays small next to the bytes.
+  const TUS_CHUNK = 1048576;
+  const TUS_VERSION = '1.0.0';
+  // Waits after consecutive failures while the browser says it is online; the next failure
+  // after the last one gives up (Retry then resumes from the server's offset). Time spent
+  // offline is not counted: the page waits for the `online` event as long as it takes.
+  const TUS_BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+  // While offline, look again this often even without an `online` event (it can be missed,
+  // for one when a captive portal or VPN comes and goes).
+  const TUS_OFFLINE_RECHECK_MS = 30000;
+  const TUS_STORE_PREFIX = 'cameo-upload:tus:';
 
   const TYPE_NAMES = { 'image/jpeg': 'JPEG', 'image/png': 'PNG', 'image/webp': 'WebP' };
   const EXTENSION_TYPES = { jpg: 'image/jpeg', jpeg: 'image/jpeg', jpe: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
@@ -60,6 +83,9 @@
   class Transient extends Error {
     constructor(message, retryAfterMs = 0) { super(message); this.retryAfterMs = retryAfterMs; }
   }
+  /** A tus upload URL that no longer takes bytes for us (404, 410, another user's, another
+   * length): forget it and create a new upload. */
+  class TusGone extends Error {}
   /** A 4xx (or a rejected upload): show the server's message, do not retry. */
   class Refused extends Error {
     constructor(message, status, code, retryable = false) {
@@ -75,6 +101,47 @@
     return Number.isFinite(date) ? Math.max(0, date - Date.now()) : 0;
   };
   const parseJSON = (text) => { try { return JSON.parse(text); } catch { return null; } };
+
+  /** Base64 of a string's UTF-8 bytes, as tus metadata values are (btoa takes Latin-1 only). */
+  const base64Utf8 = (text) => {
+    let binary = '';
+    for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+    return btoa(binary);
+  };
+
+  /** The `sub` of a JWT, unverified: only to keep one user's remembered uploads from another's. */
+  const tokenSubject = (token) => {
+    try {
+      const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const claims = JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4)));
+      return typeof claims.sub === 'string' ? claims.sub : null;
+    } catch {
+      return null;
+    }
+  };
+
+  /** localStorage, or nothing where it is disabled (private modes, storage blocked): resuming
+   * after a reload is then lost, resuming within the page is not. */
+  const store = {
+    get(key) { try { return parseJSON(window.localStorage.getItem(key)); } catch { return null; } },
+    set(key, value) { try { window.localStorage.setItem(key, JSON.stringify(value)); } catch { /* see above */ } },
+    remove(key) { try { window.localStorage.removeItem(key); } catch { /* see above */ } },
+  };
+
+  /** Resolves after `ms`, or as soon as the browser comes back online. */
+  const pause = (ms, signal) => new Promise((resolve, reject) => {
+    if (signal.aborted) { reject(new Cancelled()); return; }
+    const cleanup = () => {
+      clearTimeout(timer);
+      window.removeEventListener('online', done);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const done = () => { cleanup(); resolve(); };
+    const onAbort = () => { cleanup(); reject(new Cancelled()); };
+    const timer = setTimeout(done, ms);
+    window.addEventListener('online', done);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 
   /** Turns an API answer into a value, a Refused or a Transient. */
   const classify = (status, body, retryAfter, what) => {
@@ -106,10 +173,12 @@
       this.el = {};
       for (const node of root.querySelectorAll('[data-role]')) this.el[node.dataset.role] = node;
       this.handles = root.querySelectorAll('[data-handle]');
-      this.image = null;         // {source, width, height, blob, type, name, scaledFrom}
+      this.image = null;         // {source, width, height, blob, type, name, file, scaledFrom}
       this.crop = null;          // {x, y, size} in the uploaded image's oriented pixels
       this.run = null;           // the upload in flight: {controller, xhr, ...}
       this.presignCount = 0;
+      this.userId = null;        // learnt from the current avatar when no token names the user
+      this.tusBytesSent = 0;     // PATCH body bytes sent for the chosen file, resumed runs included
       this.bind();
       this.setState('idle');
       this.loadCurrent();
@@ -164,6 +233,7 @@
         return;
       }
       if (answer.status === 200 && answer.body && answer.body.avatar_url) {
+        if (typeof answer.body.user_id === 'string') this.userId = answer.body.user_id;
         this.showAvatar(answer.body.avatar_url);
         this.el['current-text'].textContent = 'This is your current picture.';
       } else if (answer.status === 404) {
@@ -218,6 +288,10 @@
       this.crop = null;
       this.el['crop-section'].hidden = true;
       this.el.upload.disabled = true;
+      this.tusBytesSent = 0;
+      delete this.root.dataset.tusBytesSent;
+      delete this.root.dataset.transport;
+      delete this.root.dataset.mediaId;
       this.setState('checking');
 
       const type = LIMITS.types.includes(file.type) ? file.type
@@ -238,7 +312,7 @@
 
       if (!bitmap) {
         if (file.size > LIMITS.maxBytes) { this.setState('invalid'); this.error(tooBig()); return; }
-        this.image = { source: null, width: 0, height: 0, blob: file, type, name: file.name };
+        this.image = { source: null, width: 0, height: 0, blob: file, type, name: file.name, file };
         this.el['file-info'].textContent = '';
         this.status(`“${file.name}” cannot be previewed in this browser, so it cannot be cropped. It will be uploaded as it is and checked by the server.`);
         this.setState('ready');
@@ -246,11 +320,11 @@
         return;
       }
 
-      let image = { source: bitmap, width: bitmap.width, height: bitmap.height, blob: file, type, name: file.name };
+      let image = { source: bitmap, width: bitmap.width, height: bitmap.height, blob: file, type, name: file.name, file };
       if (Math.max(bitmap.width, bitmap.height) > LIMITS.maxSide) {
         this.status(`Scaling “${file.name}” down to 2048 pixels…`);
         try {
-          image = await Uploader.scaleDown(bitmap, type, file.name);
+          image = { ...(await Uploader.scaleDown(bitmap, type, file.name)), file };
         } catch (err) {
           this.setState('invalid');
           this.status('');
@@ -435,8 +509,10 @@
       if (!this.image || this.busy) return;
       this.error('');
       this.el.retry.hidden = true;
-      const run = { controller: new AbortController(), xhr: null, presigned: null, mediaId: null, polling: false, started: 0 };
+      const transport = this.image.blob.size > TUS_THRESHOLD ? 'tus' : 'put';
+      const run = { controller: new AbortController(), xhr: null, presigned: null, mediaId: null, polling: false, started: 0, transport, tus: null };
       this.run = run;
+      this.root.dataset.transport = transport;
       this.setBusy(true);
       this.progress('Uploading', 0);
       const signal = run.controller.signal;
@@ -446,7 +522,10 @@
             await this.attempt(run);
             return;
           } catch (err) {
-            if (err instanceof Transient && attempt < RETRY_DELAYS_MS.length) {
+            // tus retries its own transfer (from the server's offset, for as long as the
+            // browser is offline); only its polling afterwards is retried here.
+            const ownRetries = run.transport === 'tus' && !run.polling;
+            if (err instanceof Transient && !ownRetries && attempt < RETRY_DELAYS_MS.length) {
               const delay = Math.min(MAX_RETRY_AFTER_MS, Math.max(RETRY_DELAYS_MS[attempt], err.retryAfterMs));
               this.setState('retrying');
               this.status(`${err.message} Trying again in ${Math.ceil(delay / 1000)} s (attempt ${attempt + 2} of ${RETRY_DELAYS_MS.length + 1})…`);
@@ -480,6 +559,12 @@
     /** One attempt: presign if needed, PUT, then wait for the server to finish. */
     async attempt(run) {
       if (run.polling) { await this.poll(run); return; }
+      if (run.transport === 'tus') {
+        await this.tusUpload(run);
+        // Polling from here on: a failure of this GET is retried by polling again.
+        await this.poll(run, await this.mediaState(run));
+        return;
+      }
       for (let fresh = 0; ; fresh += 1) {
         // A URL is kept until the server says it expired or was used: its expiry is judged when
         // an upload starts, so even a slow upload begun in time is accepted.
@@ -548,6 +633,271 @@
       return json;
     }
 
+    // ---- resumable upload (tus 1.0.0) ------------------------------------------------------
+
+    /** Where this file's upload URL is remembered: per user (a shared browser must not offer one
+     * user's upload to another) and per file as the browser sees it. */
+    tusKey() {
+      const file = this.image.file || this.image.blob;
+      const user = (this.token && tokenSubject(this.token)) || this.userId || 'session';
+      return TUS_STORE_PREFIX + JSON.stringify([user, file.name || '', file.size, file.lastModified || 0]);
+    }
+
+    tusHeaders(extra = {}) {
+      const headers = { 'Tus-Resumable': TUS_VERSION, ...extra };
+      if (this.token) headers.Authorization = `Bearer ${this.token}`;
+      return headers;
+    }
+
+    async tusFetch(method, url, headers, signal, keepalive = false) {
+      let response;
+      try {
+        response = await fetch(url, {
+          method, signal, keepalive, credentials: 'same-origin', cache: 'no-store',
+          headers: this.tusHeaders({ Accept: 'application/json', ...headers }),
+        });
+      } catch {
+        if (signal && signal.aborted) throw new Cancelled();
+        throw new Transient('The network connection failed.');
+      }
+      const text = method === 'HEAD' ? '' : await response.text().catch(() => '');
+      return { status: response.status, body: parseJSON(text), retryAfter: response.headers.get('Retry-After'), headers: response.headers };
+    }
+
+    /**
+     * Sends the file over tus, each chunk from the offset the server has, until the last byte is
+     * in (then `poll` follows the upload as it does a PUT's). Transient failures are retried
+     * here, from the server's offset: while the browser is offline for as long as that lasts,
+     * while it is online with a backoff and then a give-up (Retry resumes later).
+     */
+    async tusUpload(run) {
+      const signal = run.controller.signal;
+      let failures = 0;
+      let recreated = false;
+      for (;;) {
+        try {
+          if (!run.tus) await this.tusOpen(run);
+          if (run.tus.verify) await this.tusHead(run);
+          if (run.tus.offset >= run.tus.length) break;
+          const before = run.tus.offset;
+          if (await this.tusPatch(run)) break;
+          if (run.tus.offset > before) failures = 0;
+        } catch (err) {
+          if (err instanceof TusGone && !recreated) {
+            // Expired, swept or terminated elsewhere: the server has none of its bytes any
+            // more, so start a new upload, once.
+            recreated = true;
+            if (run.tus) store.remove(run.tus.key);
+            run.tus = null;
+            continue;
+          }
+          if (err instanceof TusGone) throw new Refused('The server lost the upload twice. Please upload again.', 410, 'upload_expired');
+          if (!(err instanceof Transient)) throw err;
+          // The chunk in flight may or may not have arrived: ask before sending more.
+          if (run.tus) run.tus.verify = true;
+          if (!navigator.onLine) { await this.tusWaitOnline(run); continue; }
+          if (failures >= TUS_BACKOFF_MS.length) throw err;
+          const delay = Math.min(MAX_RETRY_AFTER_MS, Math.max(TUS_BACKOFF_MS[failures], err.retryAfterMs));
+          failures += 1;
+          this.setState('retrying');
+          const from = run.tus && run.tus.offset > 0 ? `Continuing from ${formatBytes(run.tus.offset)}` : 'Trying again';
+          this.status(`${err.message} ${from} in ${Math.ceil(delay / 1000)} s…`);
+          if (run.tus) this.tusProgress(run, run.tus.offset, 'Paused');
+          await pause(delay, signal);
+        }
+      }
+      // The last byte is in: the upload is the pipeline's now, and the remembered URL has done
+      // its job (a HEAD would only report the whole length).
+      store.remove(run.tus.key);
+      run.polling = true;
+      this.progress('Uploaded', 100);
+    }
+
+    /** Waits for the `online` event (or looks again now and then): sending now would only fail. */
+    async tusWaitOnline(run) {
+      this.setState('retrying');
+      if (run.tus) {
+        this.status(`You are offline. The upload will continue from ${formatBytes(run.tus.offset)} when the connection is back.`);
+        this.tusProgress(run, run.tus.offset, 'Paused');
+      } else {
+        this.status('You are offline. The upload will start when the connection is back.');
+      }
+      await pause(TUS_OFFLINE_RECHECK_MS, run.controller.signal);
+    }
+
+    /** Resumes the upload remembered for this file and crop (HEAD), or creates one (POST). */
+    async tusOpen(run) {
+      const key = this.tusKey();
+      const { blob, type } = this.image;
+      const crop = this.crop ? { ...this.crop } : null;
+      const saved = store.get(key);
+      if (saved && typeof saved.url === 'string') {
+        const expired = Date.parse(saved.expires) <= Date.now();
+        const same = saved.length === blob.size && saved.type === type && JSON.stringify(saved.crop || null) === JSON.stringify(crop);
+        if (same && !expired) {
+          this.tusUse(run, key, saved.url, blob.size);
+          this.setState('uploading');
+          this.status('Resuming the upload…');
+          try {
+            await this.tusHead(run);
+            return;
+          } catch (err) {
+            if (!(err instanceof TusGone)) throw err;   // transient: run.tus stays, HEAD again
+            run.tus = null;
+          }
+        } else if (!expired) {
+          // The same file with another crop (the crop is fixed at creation) or scaled otherwise:
+          // that upload would publish the wrong picture.
+          this.tusTerminate({ key, url: saved.url });
+        }
+        store.remove(key);
+      }
+
+      this.setState('presigning');
+      this.status('Preparing the upload…');
+      const metadata = [['filetype', type], ['filename', this.image.name]];
+      if (crop) metadata.push(['crop', JSON.stringify(crop)]);
+      this.tusCreateCount = (this.tusCreateCount || 0) + 1;
+      this.root.dataset.tusCreateCount = String(this.tusCreateCount);
+      const answer = await this.tusFetch('POST', `${this.baseUrl}/tus/`, {
+        'Upload-Length': String(blob.size),
+        'Upload-Metadata': metadata.map(([name, value]) => `${name} ${base64Utf8(value)}`).join(','),
+      }, run.controller.signal);
+      classify(answer.status, answer.body, answer.retryAfter, 'Preparing the upload');
+      const location = answer.headers.get('Location');
+      if (!location) throw new Transient('The server did not say where to send the file.');
+      // Absolute as the server sends it (SPEC: the page may be on another origin); resolved
+      // against the API in case a proxy made it relative.
+      const url = new URL(location, new URL(`${this.baseUrl}/tus/`, window.location.href)).href;
+      this.tusUse(run, key, url, blob.size);
+      run.tus.verify = false;
+      this.tusMoved(run, 0);
+      store.set(key, { url, length: blob.size, type, crop, expires: answer.headers.get('Upload-Expires') });
+    }
+
+    tusUse(run, key, url, length) {
+      run.tus = { key, url, length, offset: 0, verify: true };
+      run.mediaId = decodeURIComponent(new URL(url).pathname.split('/').pop());
+      this.root.dataset.mediaId = run.mediaId;
+    }
+
+    /** HEAD: the offset the server has, the only one worth continuing from. */
+    async tusHead(run) {
+      const answer = await this.tusFetch('HEAD', run.tus.url, {}, run.controller.signal);
+      // 403: another user's (a remembered URL in a shared browser); 404, 410: gone.
+      if ([403, 404, 410].includes(answer.status)) throw new TusGone();
+      classify(answer.status, {}, answer.retryAfter, 'Checking the upload');
+      const offset = Number(answer.headers.get('Upload-Offset') ?? NaN);
+      const length = Number(answer.headers.get('Upload-Length') ?? NaN);
+      if (length !== run.tus.length) throw new TusGone();
+      if (!Number.isInteger(offset) || offset < 0 || offset > length) throw new Transient('The server reported an unusable offset.');
+      run.tus.verify = false;
+      this.tusMoved(run, offset);
+    }
+
+    /** The server confirmed `offset` bytes. */
+    tusMoved(run, offset) {
+      run.tus.offset = offset;
+      this.root.dataset.tusOffset = String(offset);
+      this.tusProgress(run, offset);
+    }
+
+    /** Progress is what the server has plus what of the chunk in flight the browser has sent:
+     * after a cut it goes back to what the server has, never further. */
+    tusProgress(run, bytes, label = 'Uploading') {
+      const { length } = run.tus;
+      const shown = clamp(bytes, 0, length);
+      const percent = Math.floor((shown / length) * 100);
+      this.progress(`${label}: ${percent} % (${formatBytes(shown)} of ${formatBytes(length)})`, percent);
+      this.root.dataset.progressMax = String(Math.max(Number(this.root.dataset.progressMax || 0), percent));
+    }
+
+    /** PATCHes one chunk at the server's offset; resolves true once the last byte is in. */
+    async tusPatch(run) {
+      const tus = run.tus;
+      const start = tus.offset;
+      const chunk = this.image.blob.slice(start, Math.min(start + TUS_CHUNK, tus.length));
+      this.setState('uploading');
+      // Once, not per chunk: the status is a live region, read out on each change.
+      if (this.el.status.textContent !== 'Uploading…') this.status('Uploading…');
+      if (!run.started) run.started = performance.now();
+      let sent = 0;   // of this chunk, counted in tusBytesSent
+      const count = (bytes) => {
+        const more = Math.max(0, Math.min(bytes, chunk.size) - sent);
+        sent += more;
+        this.tusBytesSent += more;
+        this.root.dataset.tusBytesSent = String(this.tusBytesSent);
+      };
+      const answer = await new Promise((resolve, reject) => {
+        const xhr = new XMLHttpRequest();
+        run.xhr = xhr;
+        let offline = false;
+        // A connection the system reports gone will not deliver the rest of the chunk; waiting
+        // for TCP to notice could hold the upload for minutes.
+        const onOffline = () => { offline = true; xhr.abort(); };
+        window.addEventListener('offline', onOffline);
+        const settle = (handler) => () => {
+          window.removeEventListener('offline', onOffline);
+          if (run.xhr === xhr) run.xhr = null;
+          handler();
+        };
+        xhr.open('PATCH', tus.url);
+        const headers = this.tusHeaders({ 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(start) });
+        for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+        xhr.upload.addEventListener('progress', (e) => {
+          count(e.loaded);
+          this.tusProgress(run, start + sent);
+        });
+        xhr.addEventListener('load', settle(() => resolve({
+          status: xhr.status,
+          body: parseJSON(xhr.responseText),
+          retryAfter: xhr.getResponseHeader('Retry-After'),
+          offset: xhr.getResponseHeader('Upload-Offset'),
+          mediaState: xhr.getResponseHeader('Cameo-Media-State'),
+        })));
+        xhr.addEventListener('error', settle(() => reject(new Transient('The connection was lost during the upload.'))));
+        xhr.addEventListener('timeout', settle(() => reject(new Transient('The upload timed out.'))));
+        xhr.addEventListener('abort', settle(() => reject(offline ? new Transient('The browser went offline during the upload.') : new Cancelled())));
+        xhr.send(chunk);
+      });
+
+      if (answer.status >= 200 && answer.status < 300) {
+        count(chunk.size);   // all of it went, whatever the progress events said
+        const offset = answer.offset === null ? NaN : Number(answer.offset);
+        if (!Number.isInteger(offset) || offset <= start || offset > tus.length) {
+          throw new Transient('The server answered without a usable offset.');
+        }
+        this.tusMoved(run, offset);
+        return offset === tus.length || answer.mediaState !== null;
+      }
+      const error = (answer.body && answer.body.error) || {};
+      if (answer.status === 409 && error.code === 'offset_mismatch') {
+        // The server has more than we thought (an answer got lost) or less (a chunk it never
+        // kept): continue from its offset, which the error names; HEAD if it does not.
+        const offset = error.offset;
+        if (Number.isInteger(offset) && offset >= 0 && offset <= tus.length && offset !== start) {
+          this.tusMoved(run, offset);
+          return false;
+        }
+        throw new Transient('The upload was out of step with the server.');
+      }
+      if (answer.status === 404 || answer.status === 410) throw new TusGone();
+      // Busy or rate limited: the bytes are safe on the server, so wait as told and go on.
+      if (answer.status === 429) throw new Transient(error.message || 'The server is busy.', retryAfterMs(answer.retryAfter));
+      if (answer.mediaState === 'rejected' || [413, 415, 422].includes(answer.status)) {
+        store.remove(tus.key);   // the file itself was refused: resuming it cannot help
+      }
+      classify(answer.status, answer.body, answer.retryAfter, 'The upload');
+      throw new Transient(`The upload got an unexpected answer (${answer.status}).`);
+    }
+
+    /** Termination (DELETE), best effort: the sweeper removes what this misses once the upload
+     * expires. keepalive, so it is still sent when the page is closing. */
+    tusTerminate(tus) {
+      store.remove(tus.key);
+      this.tusFetch('DELETE', tus.url, {}, undefined, true).catch(() => {});
+    }
+
     async mediaState(run) {
       const answer = await this.api('GET', `/media/${encodeURIComponent(run.mediaId)}`, undefined, run.controller.signal);
       return classify(answer.status, answer.body, answer.retryAfter, 'Checking the upload');
@@ -600,6 +950,9 @@
       this.run = null;
       run.controller.abort();
       if (run.xhr) run.xhr.abort();
+      // The bytes the server has of an unfinished tus upload go too; once complete, the upload
+      // is the pipeline's (a DELETE would get 409), as a PUT's is.
+      if (run.tus && !run.polling) this.tusTerminate(run.tus);
       this.setBusy(false);
       this.el['progress-wrap'].hidden = true;
       this.setState('cancelled');

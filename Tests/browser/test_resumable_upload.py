@@ -1,0 +1,356 @@
+"""The upload page over tus (files over 1 MB; SPEC §2, the /tus/ rows) in headless Chromium
+against the real stack: a photo in 1 MB chunks is published with its crop; an offline spell
+mid-upload (DevTools network emulation) resumes from the server's offset without sending again
+what the server had, and the progress bar never goes back by more than the chunk that was cut;
+a reload resumes the remembered upload; a non-image is refused with the server's message;
+cancel terminates the partial upload.
+
+What the server wrote is counted from the workers' own logs: every PATCH's log line carries
+`media=<id> appended=<N>`, so their sum is each byte appended, however often it was sent.
+"""
+import io
+import json
+import math
+import os
+import time
+
+import numpy as np
+import requests
+from PIL import Image
+from selenium.webdriver.common.keys import Keys
+
+from conftest import b64, block_image, mean_abs_diff
+
+CHUNK = 1048576           # the page's tus chunk (TUS_CHUNK in cameo-upload.js)
+STORE_PREFIX = "cameo-upload:tus:"
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+def noisy_jpeg(width=1600, height=1200, amplitude=40, quality=92):
+    """Colour blocks (so the crop shows in the result) under strong noise (so the JPEG is big:
+    about 2.2 MB for the defaults, three chunks), within 2048 px and 5 MB."""
+    base = np.asarray(block_image(width, height, 200), dtype=np.int16)
+    noise = np.random.default_rng(11).integers(-amplitude, amplitude + 1, base.shape)
+    image = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, subsampling=0)
+    data = out.getvalue()
+    assert 1.5 * 1048576 < len(data) < 3 * 1048576, len(data)
+    return image, data
+
+
+def appended(stack, media_id):
+    """The sum of `appended=N` over the worker log lines with `media=<id>`, both pools."""
+    total = 0
+    for pool in ("fast", "heavy"):
+        path = os.path.join(stack.state_dir, "log", f"pool-{pool}.log")
+        if not os.path.exists(path):
+            continue
+        with open(path, errors="replace") as f:
+            for line in f:
+                tokens = line.split()
+                if f"media={media_id}" in tokens:
+                    total += sum(int(t[len("appended="):]) for t in tokens if t.startswith("appended="))
+    return total
+
+
+def wait_for_appended(stack, media_id, expected, seconds=5.0):
+    """`appended` once it reaches `expected` (a worker logs a request as it ends, a moment after
+    its answer), or what it is at the deadline."""
+    deadline = time.time() + seconds
+    while True:
+        total = appended(stack, media_id)
+        if total >= expected or time.time() > deadline:
+            return total
+        time.sleep(0.1)
+
+
+def tus_head(stack, token, media_id):
+    return requests.head(stack.url(f"/tus/{media_id}"),
+                         headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}, timeout=5)
+
+
+def server_offset(stack, token, media_id):
+    response = tus_head(stack, token, media_id)
+    assert response.status_code == 200, response.status_code
+    return int(response.headers["Upload-Offset"])
+
+
+def media_state(stack, token, media_id):
+    return requests.get(stack.url(f"/media/{media_id}"), headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
+
+
+def remembered(page):
+    """The page's remembered tus uploads (localStorage), key to value."""
+    return page.driver.execute_script(
+        "return Object.fromEntries(Object.keys(localStorage).filter(k => k.startsWith(arguments[0]))"
+        ".map(k => [k, JSON.parse(localStorage.getItem(k))]))", STORE_PREFIX)
+
+
+def throttle(page, upload_bytes_per_s, offline=False):
+    page.driver.execute_cdp_cmd("Network.enable", {})
+    page.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": offline, "latency": 5, "downloadThroughput": -1, "uploadThroughput": upload_bytes_per_s})
+
+
+def media_id_of(page):
+    page.wait_for(lambda _: page.root.get_attribute("data-media-id"), "the tus upload to be created")
+    return page.root.get_attribute("data-media-id")
+
+
+def wait_for_offset(stack, token, media_id, at_least, timeout=30):
+    """The server's offset (HEAD, as the user) once it is at least `at_least`."""
+    deadline = time.time() + timeout
+    while (offset := server_offset(stack, token, media_id)) < at_least:
+        assert time.time() < deadline, f"the server's offset stayed at {offset}, below {at_least}"
+        time.sleep(0.1)
+    return offset
+
+
+def published(avatar_url):
+    response = requests.get(avatar_url)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "image/webp"
+    return Image.open(io.BytesIO(response.content)).convert("RGB")
+
+
+def expected_crop(source, crop, size=(512, 512)):
+    x, y, side = crop
+    return source.crop((x, y, x + side, y + side)).resize(size, Image.LANCZOS)
+
+
+def largest_drop(values):
+    """The largest step backwards between consecutive progress values."""
+    return max([0] + [a - b for a, b in zip(values, values[1:])])
+
+
+# ---- tests ----------------------------------------------------------------------------------
+
+def test_a_photo_over_1_mb_goes_over_tus_in_chunks_and_is_published(page, stack, user, files):
+    source, data = noisy_jpeg()
+    token = stack.token(user)
+    page.open(token=token)
+    page.choose(files("noisy.jpg", data))
+    page.wait_state("ready")
+    page.role("box").send_keys("-" * 10, Keys.ARROW_RIGHT * 5)   # 1200 - 10 * 24 = 960, then 5 x 12 px right
+    crop = page.crop()
+    assert crop == (320 + 60, 120, 960), crop
+    page.record_progress()
+    page.role("upload").click()
+    page.wait_state("done", timeout=60)
+
+    assert page.root.get_attribute("data-transport") == "tus"
+    assert page.presign_requests() == 0 and page.root.get_attribute("data-presign-count") is None
+    assert page.root.get_attribute("data-tus-create-count") == "1"
+    media_id = page.root.get_attribute("data-media-id")
+    # Each byte sent once, and appended once.
+    assert int(page.root.get_attribute("data-tus-bytes-sent")) == len(data)
+    assert wait_for_appended(stack, media_id, len(data)) == len(data)
+    assert page.root.get_attribute("data-tus-offset") == str(len(data))
+    # The bar moved through the chunks, forwards only, to 100.
+    values = page.progress_values()
+    assert values[-1] == 100 and largest_drop(values) == 0, values
+    assert any(0 < v < 100 for v in values), values
+    assert "live" in page.role("status").text
+    assert remembered(page) == {}          # done: nothing left to resume
+
+    state = media_state(stack, token, media_id)
+    assert state["state"] == "ready", state
+    avatar_url = page.root.get_attribute("data-avatar-url")
+    assert state["avatar_url"] == avatar_url == stack.current_avatar(token).json()["avatar_url"]
+    # The crop travelled in Upload-Metadata: the published square is the chosen one.
+    result = published(avatar_url)
+    chosen = mean_abs_diff(result, expected_crop(source, crop))
+    centred = mean_abs_diff(result, expected_crop(source, (200, 0, 1200)))
+    assert chosen < 8, f"published avatar differs from the chosen crop by {chosen:.1f}"
+    assert centred > 2 * chosen + 5, (chosen, centred)
+    assert page.script_errors() == []
+
+
+def test_an_offline_spell_mid_upload_resumes_from_the_servers_offset(page, stack, user, files):
+    """Throttled to 400 KB/s, the network goes away a while into the second chunk, for a few
+    seconds. The page waits (offline), then asks the server for its offset and sends only the
+    rest: the workers appended each byte once, the page sent at most the cut chunk twice, and
+    its progress bar went back by no more than that chunk's share."""
+    _, data = noisy_jpeg()
+    size = len(data)
+    token = stack.token(user)
+    page.open(token=token)
+    page.choose(files("offline.jpg", data))
+    page.wait_state("ready")
+    throttle(page, 400_000)
+    page.record_progress()
+    page.role("upload").click()
+    media_id = media_id_of(page)
+
+    wait_for_offset(stack, token, media_id, 1)     # the first chunk is in
+    time.sleep(1.0)                                      # and about 400 KB of the second sent
+    before = server_offset(stack, token, media_id)
+    assert 0 < before < size, before
+    assert page.state() == "uploading"
+    sent_before = int(page.root.get_attribute("data-tus-bytes-sent"))
+    assert sent_before > before, (sent_before, before)   # part of the next chunk is on its way
+
+    throttle(page, 400_000, offline=True)
+    page.wait_for(lambda _: page.state() == "retrying" and "offline" in page.role("status").text,
+                  "the page to notice it is offline", timeout=10)
+    assert "Paused" in page.role("progress-label").text
+    time.sleep(3.0)
+    # Nothing arrived, and the page waited without sending.
+    assert server_offset(stack, token, media_id) == before
+    assert page.state() == "retrying"
+    assert media_state(stack, token, media_id)["state"] == "receiving"
+    cut = int(page.root.get_attribute("data-tus-bytes-sent")) - before
+    assert 0 < cut <= CHUNK, cut
+
+    throttle(page, 400_000)
+    page.wait_state("done", timeout=60)
+    sent = int(page.root.get_attribute("data-tus-bytes-sent"))
+    assert size < sent <= size + CHUNK, (sent, size)
+    assert sent - size == cut, (sent, size, cut)         # only the cut chunk went twice
+    assert wait_for_appended(stack, media_id, size) == size
+    # A second later, still exactly once.
+    time.sleep(1.0)
+    assert appended(stack, media_id) == size
+
+    values = page.progress_values()
+    chunk_share = math.ceil(CHUNK / size * 100)
+    assert values[-1] == 100, values
+    assert 0 < largest_drop(values) <= chunk_share, (largest_drop(values), chunk_share, values)
+    assert page.root.get_attribute("data-tus-create-count") == "1"
+    assert page.root.get_attribute("data-media-id") == media_id
+    assert remembered(page) == {}
+    published(page.root.get_attribute("data-avatar-url"))
+    assert page.script_errors() == []
+
+
+def test_a_lost_answer_and_a_stale_offset_are_settled_by_the_server(page, stack, user, files, devtools):
+    """The first chunk reaches the server but its 204 is lost (the browser sees a 503). The page
+    asks (HEAD), and the test makes that answer stale (offset 0): the PATCH at 0 gets 409
+    offset_mismatch, whose body names the server's offset, and the page continues from there.
+    The first chunk went twice over the wire, but was appended once."""
+    _, data = noisy_jpeg()
+    size = len(data)
+    token = stack.token(user)
+    page.open(token=token)
+    cdp = devtools()
+    seen = []   # (method, Upload-Offset sent, status the server gave)
+
+    def paused(params):
+        request = params["request"]
+        method = request["method"]
+        status = params.get("responseStatusCode")
+        sent_offset = next((v for k, v in request["headers"].items() if k.lower() == "upload-offset"), None)
+        seen.append((method, sent_offset, status))
+        if (method, sent_offset, status) == ("PATCH", "0", 204) and [m for m, _, _ in seen].count("PATCH") == 1:
+            cdp.send("Fetch.fulfillRequest", {
+                "requestId": params["requestId"], "responseCode": 503,
+                "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
+                "body": b64(b'{"error":{"code":"unavailable","message":"Lost."}}')}, wait=False)
+        elif method == "HEAD" and [m for m, _, _ in seen].count("HEAD") == 1:
+            headers = [h for h in params["responseHeaders"] if h["name"].lower() != "upload-offset"]
+            cdp.send("Fetch.fulfillRequest", {
+                "requestId": params["requestId"], "responseCode": 200,
+                "responseHeaders": headers + [{"name": "Upload-Offset", "value": "0"}]}, wait=False)
+        else:
+            cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
+
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Response"}]})
+    page.choose(files("lost.jpg", data))
+    page.wait_state("ready")
+    page.role("upload").click()
+    page.wait_state("retrying")
+    assert "Lost." in page.role("status").text
+    page.wait_state("done", timeout=60)
+
+    media_id = page.root.get_attribute("data-media-id")
+    assert seen == [
+        ("POST", None, 201),
+        ("PATCH", "0", 204),            # answered 503 by the test
+        ("HEAD", None, 200),            # its offset rewritten to 0
+        ("PATCH", "0", 409),            # offset_mismatch, {"offset": 1048576}
+        ("PATCH", str(CHUNK), 204),
+        ("PATCH", str(2 * CHUNK), 204),
+    ], seen
+    assert wait_for_appended(stack, media_id, size) == size
+    sent = int(page.root.get_attribute("data-tus-bytes-sent"))
+    assert size < sent <= size + 2 * CHUNK, (sent, size)   # the first chunk, and maybe the refused one
+    assert media_state(stack, token, media_id)["state"] == "ready"
+
+
+def test_a_reload_resumes_the_remembered_upload(page, stack, user, files):
+    """The page remembers the upload URL (per user and file): after a reload mid-upload, the
+    same file resumes the same upload from the server's offset."""
+    _, data = noisy_jpeg()
+    size = len(data)
+    token = stack.token(user)
+    path = files("reload.jpg", data)
+    page.open(token=token)
+    page.choose(path)
+    page.wait_state("ready")
+    throttle(page, 400_000)
+    page.role("upload").click()
+    media_id = media_id_of(page)
+    saved = remembered(page)
+    assert len(saved) == 1, saved
+    (key, value), = saved.items()
+    assert json.loads(key[len(STORE_PREFIX):])[:3] == [user, "reload.jpg", size], key
+    assert value["url"] == stack.url(f"/tus/{media_id}") and value["length"] == size
+    wait_for_offset(stack, token, media_id, 1)
+
+    page.open(token=token)                 # a reload (the upload in flight is dropped)
+    page.driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                                {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    time.sleep(0.5)
+    offset = server_offset(stack, token, media_id)
+    assert 0 < offset < size
+    assert len(remembered(page)) == 1
+    page.choose(path)
+    page.wait_state("ready")
+    page.role("upload").click()
+    page.wait_state("done", timeout=60)
+
+    assert page.root.get_attribute("data-media-id") == media_id
+    assert page.root.get_attribute("data-tus-create-count") is None     # resumed, not created
+    assert int(page.root.get_attribute("data-tus-bytes-sent")) == size - offset
+    assert wait_for_appended(stack, media_id, size) == size
+    assert remembered(page) == {}
+    assert media_state(stack, token, media_id)["state"] == "ready"
+
+
+def test_a_non_image_over_tus_shows_the_servers_415_message(page, stack, user, files):
+    token = stack.token(user)
+    page.open(token=token)
+    page.choose(files("holiday.jpg", b"This is not a picture at all.\n" * 50_000))   # 1.5 MB
+    page.wait_state("ready")
+    page.role("upload").click()
+    page.wait_state("error", timeout=30)
+    assert page.root.get_attribute("data-transport") == "tus"
+    assert page.role("error").text == "Only image/jpeg, image/png, image/webp images are accepted."
+    assert page.role("retry").get_attribute("hidden") is not None
+    media_id = page.root.get_attribute("data-media-id")
+    assert media_state(stack, token, media_id)["state"] == "rejected"
+    assert remembered(page) == {}
+    assert stack.current_avatar(token).status_code == 404
+
+
+def test_cancel_terminates_the_partial_upload(page, stack, user, files):
+    _, data = noisy_jpeg()
+    token = stack.token(user)
+    page.open(token=token)
+    page.choose(files("cancel.jpg", data))
+    page.wait_state("ready")
+    throttle(page, 400_000)
+    page.role("upload").click()
+    media_id = media_id_of(page)
+    wait_for_offset(stack, token, media_id, 1)
+    page.role("cancel").click()
+    assert page.state() == "cancelled"
+    assert page.role("status").text == "Upload cancelled."
+    assert remembered(page) == {}
+    # DELETE (termination): the upload answers 410 and its bytes are gone.
+    page.wait_for(lambda _: tus_head(stack, token, media_id).status_code == 410, "the upload to be terminated", 10)
+    assert not os.path.exists(os.path.join(stack.media_root, "quarantine", media_id))
+    assert stack.current_avatar(token).status_code == 404
