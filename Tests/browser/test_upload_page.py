@@ -224,6 +224,7 @@ def test_a_503_on_the_first_put_is_retried_and_succeeds(page, stack, user, files
     assert "attempt 2" in page.role("status").text
     page.wait_state("done", timeout=30)
     assert seen.count("PUT") == 2, seen
+    assert page.root.get_attribute("data-transport") == "put"   # 1 MB or less: one presigned PUT
     assert time.monotonic() - started >= 1.0          # it waited (Retry-After 1 s) before retrying
     # The first URL never reached the server, so the retry reused it: one presign.
     assert page.root.get_attribute("data-presign-count") == "1"
