@@ -616,6 +616,54 @@ def test_concurrent_patches_on_one_upload_never_interleave(stack, tus):
     assert wait_for_appended(stack, media_id, 3 * CHUNK) == 3 * CHUNK
 
 
+def lock_waiters(path):
+    """The pids waiting for an exclusive flock on `path` (/proc/locks marks waiters with `->`)."""
+    inode = os.stat(path).st_ino
+    waiters = []
+    with open("/proc/locks") as f:
+        for line in f:
+            fields = line.split()
+            if "->" in fields and "FLOCK" in fields:
+                at = fields.index("FLOCK")
+                pid, device_inode = fields[at + 3], fields[at + 4]
+                if int(device_inode.rsplit(":", 1)[1]) == inode:
+                    waiters.append(int(pid))
+    return waiters
+
+
+def test_a_worker_killed_mid_patch_leaves_the_offset_and_the_bytes_as_they_were(stack, tus):
+    """A worker dies while it holds a chunk (SIGKILL, here while it waits for the partial file's
+    lock, which the test holds): the client gets a 503, the offset and the file are as before,
+    the lock died with the worker, and the upload resumes from the same offset."""
+    import fcntl
+    import signal
+
+    media_id = tus.created(3 * CHUNK)
+    first = os.urandom(CHUNK)
+    assert tus.patch(media_id, 0, first).status_code == 204
+    answers = []
+    with open(partial_path(stack, media_id), "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        sender = threading.Thread(target=lambda: answers.append(tus.patch(media_id, CHUNK, os.urandom(CHUNK), wait_for_slot=False)))
+        sender.start()
+        deadline = time.time() + 10
+        while not lock_waiters(partial_path(stack, media_id)) and time.time() < deadline:
+            time.sleep(0.02)
+        waiters = lock_waiters(partial_path(stack, media_id))
+        assert len(waiters) == 1, "the worker with the chunk waits for the lock"
+        assert waiters[0] in stack.pool_workers("fast"), "a chunk that does not complete the upload is the fast pool's"
+        os.kill(waiters[0], signal.SIGKILL)
+        sender.join(30)
+    assert answers and answers[0].status_code in (502, 503), answers
+    assert tus.offset(media_id) == CHUNK
+    assert read_partial(stack, media_id) == first
+    rest = os.urandom(2 * CHUNK)
+    assert tus.patch(media_id, CHUNK, rest[:CHUNK]).status_code == 204
+    # Random bytes are no image: the last chunk completes the upload and the pipeline refuses it.
+    assert_error(tus.patch(media_id, 2 * CHUNK, rest[CHUNK:]), 415, "bad_type")
+    assert wait_for_appended(stack, media_id, 3 * CHUNK) == 3 * CHUNK, "every byte appended once, the killed chunk never"
+
+
 # --- Whole uploads with tuspy ----------------------------------------------------------------
 
 def test_tuspy_uploads_a_photo_in_256k_chunks_and_it_is_published(stack, tus, photo):
