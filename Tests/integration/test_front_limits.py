@@ -224,6 +224,38 @@ def test_health_callback_and_download_are_throttled_per_address(strict, method, 
     assert statuses[0] != 429 and refused <= 20 + 5      # ...after the burst, not before
 
 
+def test_a_chunked_tus_client_fits_the_per_address_limits(strict, user):
+    """A 5 MB photo in 256 KB chunks is a creation, a HEAD and 20 PATCHes within a second or
+    two: from one address that counts (no loopback exemption), none of them is refused."""
+    import base64
+
+    photo = make_image("JPEG", size=(1600, 1200))
+    chunk = len(photo) // 20 + 1
+    conn = http.client.HTTPConnection("127.0.0.1", strict.port, timeout=30, source_address=(fresh_address(), 0))
+    auth = {"Authorization": f"Bearer {token(strict, user)}", "Tus-Resumable": "1.0.0"}
+    conn.request("POST", "/tus/", headers=auth | {
+        "Upload-Length": str(len(photo)), "Upload-Metadata": "filetype " + base64.b64encode(b"image/jpeg").decode()})
+    created = conn.getresponse()
+    created.read()
+    assert created.status == 201
+    path = urllib.parse.urlsplit(created.getheader("Location")).path
+    conn.request("HEAD", path, headers=auth)
+    head = conn.getresponse()
+    head.read()
+    assert head.status == 200 and head.getheader("Upload-Offset") == "0"
+    statuses = []
+    started = time.monotonic()
+    for offset in range(0, len(photo), chunk):
+        conn.request("PATCH", path, body=photo[offset:offset + chunk],
+                     headers=auth | {"Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)})
+        answer = conn.getresponse()
+        answer.read()
+        statuses.append(answer.status)
+    assert statuses == [204] * 20, statuses
+    assert time.monotonic() - started < 10
+    assert answer.getheader("Cameo-Media-State") == "ready"
+
+
 def test_no_log_holds_a_signature_or_token_and_refusals_carry_their_code(strict, user):
     body = make_image("JPEG")
     url = presigned(strict, user, body)
