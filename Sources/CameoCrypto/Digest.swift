@@ -6,26 +6,20 @@ internal import COpenSSL
 /// module so no other module imports `COpenSSL`.
 public enum Digest {
     /// SHA-256 of `data` (`EVP_Digest` with `EVP_sha256`).
-    public static func sha256(_ data: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        let ok = data.withUnsafeBytes { input in
-            EVP_Digest(input.baseAddress, input.count, &out, &length, EVP_sha256(), nil)
-        }
-        // EVP_Digest only fails on allocation failure inside OpenSSL; nothing sensible to recover.
-        precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
-        return out
-    }
+    public static func sha256(_ data: [UInt8]) -> [UInt8] { digest(data, EVP_sha256(), length: 32) }
 
     /// SHA-1 of `data` (`EVP_Digest` with `EVP_sha1`): only where a protocol names it (tus's
     /// `Upload-Checksum: sha1`, an integrity check of a chunk, not a signature).
-    public static func sha1(_ data: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 20)
+    public static func sha1(_ data: [UInt8]) -> [UInt8] { digest(data, EVP_sha1(), length: 20) }
+
+    private static func digest(_ data: [UInt8], _ algorithm: OpaquePointer?, length expected: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: expected)
         var length: UInt32 = 0
         let ok = data.withUnsafeBytes { input in
-            EVP_Digest(input.baseAddress, input.count, &out, &length, EVP_sha1(), nil)
+            EVP_Digest(input.baseAddress, input.count, &out, &length, algorithm, nil)
         }
-        precondition(ok == 1 && length == 20, "EVP_Digest(SHA-1) failed")
+        // EVP_Digest only fails on allocation failure inside OpenSSL; nothing sensible to recover.
+        precondition(ok == 1 && Int(length) == expected, "EVP_Digest failed")
         return out
     }
 

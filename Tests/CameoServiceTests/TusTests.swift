@@ -116,6 +116,23 @@ import Testing
         #expect(throws: AppError.self) { try TusHandler.metadata("filetype a b") }
     }
 
+    @Test func checksumsAreTheChunksSHA1OrSHA256InBase64() throws {
+        // FIPS 180's "abc" vectors, as a client would send them.
+        let sha1 = Data([0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e, 0x25, 0x71, 0x78, 0x50, 0xc2, 0x6c, 0x9c, 0xd0, 0xd8, 0x9d])
+        let sha256 = Data(
+            [0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+             0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad])
+        func checksum(_ header: String) throws -> TusHandler.Checksum? {
+            try TusHandler.checksum(HTTPRequest(method: "PATCH", documentURI: "/", path: "/", headers: ["upload-checksum": header]))
+        }
+        let abc = Array("abc".utf8)
+        try TusHandler.verify(abc, against: checksum("sha1 " + sha1.base64EncodedString()))
+        try TusHandler.verify(abc, against: checksum("SHA256 " + sha256.base64EncodedString()))
+        #expect(throws: AppError.checksumMismatch) { try TusHandler.verify(Array("abd".utf8), against: checksum("sha1 " + sha1.base64EncodedString())) }
+        #expect(throws: AppError.badChecksum) { try checksum("sha256 " + sha1.base64EncodedString()) }
+        #expect(throws: AppError.badChecksum) { try checksum("md5 " + sha1.base64EncodedString()) }
+    }
+
     @Test func uploadExpiresIsAnHTTPDate() {
         // RFC 9110's own example.
         #expect(httpDate(epochSeconds: 784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
