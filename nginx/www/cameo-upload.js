@@ -8,7 +8,9 @@
  * the server for its offset (HEAD) and sends only the rest. The upload URL is remembered in
  * localStorage (per user and file) so a reload resumes it too; Cancel terminates it (DELETE).
  * `data-transport` ("tus" or "put") and `data-tus-bytes-sent` on the root tell tests which way
- * a file went and how many PATCH body bytes left the browser.
+ * a file went and how many PATCH body bytes left the browser (a cut chunk counts what its
+ * progress events reported); `data-media-id`, `data-tus-offset` (the offset the server last
+ * confirmed) and `data-tus-create-count` say which upload it was and how it got there.
  *
  * Auth: the host application's `access_token` cookie (same origin; the browser sends it and
  * the Origin header the API checks), or a token handed to the page: `#token=...` in the URL
@@ -50,6 +52,13 @@
   // While offline, look again this often even without an `online` event (it can be missed,
   // for one when a captive portal or VPN comes and goes).
   const TUS_OFFLINE_RECHECK_MS = 30000;
+  // A connection that died without the system noticing (a Wi-Fi hand-over, a NAT that forgot
+  // it) neither sends nor answers, and TCP takes many minutes to say so. A chunk whose bytes
+  // stop moving for this long is given up and resumed from the server's offset...
+  const TUS_STALL_MS = 45000;
+  // ...and so is one whose answer does not come: nginx gives the completing chunk's worker
+  // 120 s to render the avatar.
+  const TUS_ANSWER_MS = 150000;
   const TUS_STORE_PREFIX = 'cameo-upload:tus:';
 
   const TYPE_NAMES = { 'image/jpeg': 'JPEG', 'image/png': 'PNG', 'image/webp': 'WebP' };
@@ -708,6 +717,7 @@
       }
       // The last byte is in: the upload is the pipeline's now, and the remembered URL has done
       // its job (a HEAD would only report the whole length).
+      if (!run.started) run.started = performance.now();   // resumed with nothing left to send
       store.remove(run.tus.key);
       run.polling = true;
       this.progress('Uploaded', 100);
@@ -766,9 +776,15 @@
       classify(answer.status, answer.body, answer.retryAfter, 'Preparing the upload');
       const location = answer.headers.get('Location');
       if (!location) throw new Transient('The server did not say where to send the file.');
-      // Absolute as the server sends it (SPEC: the page may be on another origin); resolved
-      // against the API in case a proxy made it relative.
-      const url = new URL(location, new URL(`${this.baseUrl}/tus/`, window.location.href)).href;
+      // The server makes it absolute from its configured public address. Where that is another
+      // origin than the one this POST reached (the same nginx under another name: localhost
+      // or an IP, a proxy's http where the page has https), the page's CSP (connect-src
+      // 'self') and the cookie would not follow it, and every PATCH would fail as if the
+      // network were down: stay on the API origin the creation went to.
+      const api = new URL(`${this.baseUrl}/tus/`, window.location.href);
+      let url = new URL(location, api);
+      if (url.origin !== api.origin) url = new URL(url.pathname.split('/').pop(), api);
+      url = url.href;
       this.tusUse(run, key, url, blob.size);
       run.tus.verify = false;
       this.tusMoved(run, 0);
@@ -831,13 +847,22 @@
       const answer = await new Promise((resolve, reject) => {
         const xhr = new XMLHttpRequest();
         run.xhr = xhr;
-        let offline = false;
+        let lost = null;   // why the page aborted it, when it did
         // A connection the system reports gone will not deliver the rest of the chunk; waiting
         // for TCP to notice could hold the upload for minutes.
-        const onOffline = () => { offline = true; xhr.abort(); };
+        const onOffline = () => { lost = 'The browser went offline during the upload.'; xhr.abort(); };
         window.addEventListener('offline', onOffline);
+        let moved = performance.now();
+        let bodySent = false;
+        const watchdog = setInterval(() => {
+          if (performance.now() - moved > (bodySent ? TUS_ANSWER_MS : TUS_STALL_MS)) {
+            lost = bodySent ? 'The server did not answer.' : 'The connection stalled during the upload.';
+            xhr.abort();
+          }
+        }, 1000);
         const settle = (handler) => () => {
           window.removeEventListener('offline', onOffline);
+          clearInterval(watchdog);
           if (run.xhr === xhr) run.xhr = null;
           handler();
         };
@@ -845,9 +870,11 @@
         const headers = this.tusHeaders({ 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(start) });
         for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
         xhr.upload.addEventListener('progress', (e) => {
+          moved = performance.now();
           count(e.loaded);
           this.tusProgress(run, start + sent);
         });
+        xhr.upload.addEventListener('load', () => { moved = performance.now(); bodySent = true; });
         xhr.addEventListener('load', settle(() => resolve({
           status: xhr.status,
           body: parseJSON(xhr.responseText),
@@ -857,7 +884,7 @@
         })));
         xhr.addEventListener('error', settle(() => reject(new Transient('The connection was lost during the upload.'))));
         xhr.addEventListener('timeout', settle(() => reject(new Transient('The upload timed out.'))));
-        xhr.addEventListener('abort', settle(() => reject(offline ? new Transient('The browser went offline during the upload.') : new Cancelled())));
+        xhr.addEventListener('abort', settle(() => reject(lost ? new Transient(lost) : new Cancelled())));
         xhr.send(chunk);
       });
 
