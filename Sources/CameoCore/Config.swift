@@ -51,6 +51,9 @@ public struct Config: Sendable {
     /// How long a resumable (tus) upload may take, from its creation: its `Upload-Expires`
     /// (`tus.lifetime_seconds`); then the sweeper removes what was received.
     public var tusLifetimeSeconds: Int
+    /// Resumable uploads one user may have `receiving` at once (`tus.partial_uploads_per_user`):
+    /// their bytes wait on disk until they complete or expire.
+    public var tusPartialUploadsPerUser: Int
     public var limits: Limits
     public var output: OutputSettings
     public var rateLimits: RateLimits
@@ -263,8 +266,6 @@ public struct Config: Sendable {
         return Int(parts[1]).map { (0...128).contains($0) } ?? false
     }
 
-    /// `ADDRESS:PORT` as nginx's `listen` takes it, an IPv6 address in brackets; nothing an
-    /// nginx directive could be smuggled in with.
     /// A browser origin as its `Origin` header carries it: `http(s)://host[:port]`, lower-case,
     /// nothing after the authority. nginx's CORS map is rendered from these, so nothing else
     /// (quotes, spaces) may pass.
@@ -274,6 +275,13 @@ public struct Config: Sendable {
         return !authority.isEmpty && authority.allSatisfy { ("a"..."z").contains($0) || $0.isNumber || ".-:[]".contains($0) }
     }
 
+    /// An origin as browsers send it: lower-case, without the trailing `/` a URL would have
+    /// (earlier releases took `https://App.example.com/` for the cookie check).
+    static func normalizedOrigin(_ text: String) -> String {
+        let lowered = text.lowercased()
+        return lowered.hasSuffix("/") ? String(lowered.dropLast()) : lowered
+    }
+
     /// The origin of a base URL: its scheme and authority (`http://127.0.0.1:8080/x` →
     /// `http://127.0.0.1:8080`).
     static func origin(of url: String) -> String {
@@ -281,6 +289,8 @@ public struct Config: Sendable {
         return String(url[..<schemeEnd.upperBound]) + url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
     }
 
+    /// `ADDRESS:PORT` as nginx's `listen` takes it, an IPv6 address in brackets; nothing an
+    /// nginx directive could be smuggled in with.
     static func isListenAddress(_ text: String) -> Bool {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return false }
         let host = text[..<colon]
@@ -330,7 +340,7 @@ public struct Config: Sendable {
             issuer: reader.string("auth.issuer"),
             audience: reader.string("auth.audience"),
             leewaySeconds: try reader.int("auth.leeway_seconds", default: 30, range: 0...300),
-            allowedOrigins: reader.list("auth.allowed_origins") ?? [Self.origin(of: publicBaseURL)])
+            allowedOrigins: (reader.list("auth.allowed_origins") ?? [Self.origin(of: publicBaseURL)]).map(Self.normalizedOrigin))
         if let bad = auth.allowedOrigins.first(where: { !Self.isOrigin($0) }) {
             throw ConfigError(key: "auth.allowed_origins", problem: "`\(bad)` is not an origin (scheme://host or scheme://host:port, no path)")
         }
@@ -380,6 +390,7 @@ public struct Config: Sendable {
             region: reader.string("presign.region") ?? "cameo")
         if presign.activeKeyID.isEmpty, presign.keys.count == 1 { presign.activeKeyID = presign.keys.keys.first! }
         tusLifetimeSeconds = try reader.int("tus.lifetime_seconds", default: 86_400, range: 5...604_800)
+        tusPartialUploadsPerUser = try reader.int("tus.partial_uploads_per_user", default: 3, range: 1...100)
         guard presign.keys[presign.activeKeyID] != nil else {
             throw ConfigError(key: "presign.active_key", problem: "must name one of the ids in presign.keys")
         }

@@ -44,6 +44,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case checksumMismatch = "checksum_mismatch"
     case rateLimited = "rate_limited"
     case tooManyConnections = "too_many_connections"
+    case tooManyPartialUploads = "too_many_partial_uploads"
     case internalError = "internal"
     case unavailable
 
@@ -65,7 +66,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .badDimensions, .pixelBomb, .corrupt, .badCrop, .infected, .scanFailed: 422
         // tus's own status for a chunk whose Upload-Checksum does not match.
         case .checksumMismatch: 460
-        case .rateLimited, .tooManyConnections: 429
+        case .rateLimited, .tooManyConnections, .tooManyPartialUploads: 429
         case .internalError: 500
         case .unavailable: 503
         }
@@ -183,6 +184,14 @@ extension AppError {
         .tooManyConnections,
         "An upload to this URL is already in progress, or too many uploads are open (from your address or in all); try again shortly.",
         retryAfter: 5)
+
+    /// A tus creation while the user has `limit` partial uploads still receiving: their bytes
+    /// wait on disk, so they are bounded per user (`tus.partial_uploads_per_user`).
+    public static func tooManyPartialUploads(retryAfter: Int, limit: Int) -> AppError {
+        AppError(
+            .tooManyPartialUploads, "You have \(limit) unfinished resumable uploads; finish or terminate one first.", details: ["limit": .int(limit)],
+            retryAfter: retryAfter)
+    }
 
     public static let addressRateLimited = AppError(
         .rateLimited, "Too many requests from this address; try again in a second.", retryAfter: 1)

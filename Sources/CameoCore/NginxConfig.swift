@@ -18,7 +18,8 @@ public enum NginxConfig {
         [
             ("cameo-http.conf", http(front: front) + cors(allowedOrigins: allowedOrigins)),
             ("cameo-server.conf", server(front: front)),
-            ("cameo-errors.conf", errors(limits: limits, front: front)),
+            ("cameo-errors.conf", errors(limits: limits, front: front, generated: generated)),
+            ("cameo-headers.conf", headers),
             ("cameo-upload-body.conf", header + "client_max_body_size \(limits.maxUploadBytes);   # limits.max_upload_bytes\n"),
             (
                 "cameo-form-body.conf",
@@ -27,7 +28,8 @@ public enum NginxConfig {
             ),
             ("cameo-upload-limits.conf", uploadLimits(front: front)),
             ("cameo-quiet-errors.conf", quietErrors(front: front)),
-            ("cameo-tus.conf", tusDiscovery(limits: limits)),
+            ("cameo-body-errors.conf", bodyErrors(front: front)),
+            ("cameo-tus.conf", tusDiscovery(limits: limits, generated: generated)),
             ("cameo-metrics-server.conf", metricsServer(metrics, front: front, runDirectory: runDirectory, generated: generated)),
         ]
     }
@@ -67,6 +69,9 @@ public enum NginxConfig {
             # Resumable uploads send many small requests: a 5 MB photo in 256 KB chunks is a
             # creation, a HEAD and 20 PATCHes within a few seconds.
             limit_req_zone $cameo_limit_key zone=cameo_tus:10m rate=30r/s;
+            # Chunks of one resumable upload at once, keyed by its id (the capture of the site's
+            # /tus/{id} location; unset, so not limited, everywhere else).
+            limit_conn_zone $cameo_tus_id zone=cameo_tus_upload:1m;
             limit_conn_zone $cameo_limit_key zone=cameo_connections:10m;
 
             # The site's access log: the path as sent without its query (a presigned URL's query
@@ -197,14 +202,41 @@ public enum NginxConfig {
             """
     }
 
+    /// The headers of every API answer, nginx's own included: the security snippet and CORS for
+    /// the allowed origins. Generated (not a snippet of its own) so that it and the maps it
+    /// reads (`cors(allowedOrigins:)`) always come from one render: an upgrade whose render
+    /// failed keeps the old pair. Published avatars and the upload page include only the
+    /// snippet: an image needs no CORS, and a `Vary: Origin` would split its cache.
+    static let headers = header + """
+        # Included in Cameo's server block and nginx's own answers: every API answer's headers.
+        include snippets/cameo-security-headers.conf;
+        # CORS for the allowed origins only (auth.allowed_origins, the maps of cameo-http.conf):
+        # an empty value adds no header, so another origin's page cannot read the answer.
+        add_header Access-Control-Allow-Origin $cameo_cors_origin always;
+        add_header Access-Control-Allow-Credentials $cameo_cors_credentials always;
+        add_header Access-Control-Expose-Headers $cameo_cors_expose always;
+        add_header Vary Origin always;
+
+        """
+
+    /// The error log of a location that buffers upload bodies in files: nginx warns about every
+    /// body larger than its memory buffer, which for tus chunks is nearly every request.
+    static func bodyErrors(front: Config.FrontSettings) -> String {
+        header + """
+            # Included in the upload locations whose URLs carry no credential: errors, not warnings.
+            error_log \(front.logDirectory)/cameo-error.log error;
+
+            """
+    }
+
     /// tus discovery (`OPTIONS /tus/` without `Access-Control-Request-Method`), answered by
     /// nginx alone: the version, the extensions, the largest upload and the checksums.
-    static func tusDiscovery(limits: Config.Limits) -> String {
+    static func tusDiscovery(limits: Config.Limits, generated: String) -> String {
         header + """
             # Included in Cameo's server block: what `OPTIONS /tus/` answers (SPEC §2).
             location = /_cameo/tus-discovery {
                 internal;
-                include snippets/cameo-security-headers.conf;
+                include \(generated)/cameo-headers.conf;
                 add_header Tus-Resumable \(tusVersion) always;
                 add_header Tus-Version \(tusVersion) always;
                 add_header Tus-Extension creation,creation-with-upload,expiration,checksum,termination always;
@@ -331,7 +363,7 @@ public enum NginxConfig {
     /// A named location that answers an `auth_request` refusal without reading the body: one
     /// `return` per status of the error catalogue (`return` takes no variable status). A tus
     /// one adds `Tus-Resumable` to every answer and `Tus-Version` to 412.
-    static func denied(_ name: String, refusal: String, tus: Bool = false) -> String {
+    static func denied(_ name: String, refusal: String, generated: String, tus: Bool = false) -> String {
         let tusHeader = tus ? "    add_header Tus-Resumable \(tusVersion) always;\n" : ""
         var out = """
             location \(name) {
@@ -354,7 +386,7 @@ public enum NginxConfig {
                 continue
             }
             if tus { own.insert("add_header Tus-Resumable \(tusVersion) always;", at: 0) }
-            out += "    if ($cameo_denial_status = \(status)) {\n        include snippets/cameo-security-headers.conf;\n"
+            out += "    if ($cameo_denial_status = \(status)) {\n        include \(generated)/cameo-headers.conf;\n"
             out += own.map { "        \($0)\n" }.joined() + "        return \(status) $cameo_denial_body;\n    }\n"
         }
         return out + "    return 403 $cameo_denial_body;\n}\n"
@@ -365,13 +397,13 @@ public enum NginxConfig {
 
     /// The named locations nginx answers from by itself, in the API's JSON, and the body limit
     /// of the JSON routes. Included once, in the server.
-    static func errors(limits: Config.Limits, front: Config.FrontSettings) -> String {
+    static func errors(limits: Config.Limits, front: Config.FrontSettings, generated: String) -> String {
         // In every named location: a request sent here may still hold a live upload URL (a
         // refusal of a body, a connection limit), and nginx logs with the named location's
         // settings from here on; and the body it refused is drained for at most a few seconds,
         // so a refused client cannot keep an upload slot while it trickles bytes.
         let refusal = """
-                include snippets/cameo-security-headers.conf;
+                include \(generated)/cameo-headers.conf;
                 error_log \(front.logDirectory)/cameo-error.log emerg;
                 lingering_time 5s;
                 lingering_timeout 2s;
@@ -387,9 +419,9 @@ public enum NginxConfig {
             # and names the real answer in X-Cameo-Error-Status and -Body, which nginx returns with
             # `return`: that discards the body unread (proxying the refusal would read it first).
             # One line per status of the error catalogue: `return` takes no variable status.
-            \(denied("@cameo_upload_denied", refusal: refusal))
+            \(denied("@cameo_upload_denied", refusal: refusal, generated: generated))
             # The same for a tus creation or PATCH: its answers carry the protocol's version.
-            \(denied("@cameo_tus_denied", refusal: refusal, tus: true))
+            \(denied("@cameo_tus_denied", refusal: refusal, generated: generated, tus: true))
             location @cameo_method_not_allowed {
             \(refusal)
                 set $cameo_refusal \(ErrorCode.methodNotAllowed.rawValue);
@@ -451,12 +483,12 @@ public enum NginxConfig {
             location @cameo_preflight {
             \(refusal)
                 if ($cameo_cors_origin = "") {
-                    include snippets/cameo-security-headers.conf;   # and none of the Allow headers below
+                    include \(generated)/cameo-headers.conf;   # and none of the Allow headers below
                     set $cameo_refusal \(ErrorCode.badOrigin.rawValue);
                     return 403 '\(json(.originNotAllowed))';
                 }
                 add_header Access-Control-Allow-Methods "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" always;
-                add_header Access-Control-Allow-Headers "Authorization, Content-Type, Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset, Upload-Checksum, Upload-Defer-Length, X-Requested-With" always;
+                add_header Access-Control-Allow-Headers "Authorization, Content-Type, Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset, Upload-Checksum, X-Requested-With" always;
                 add_header Access-Control-Max-Age 600 always;
                 return 204;
             }

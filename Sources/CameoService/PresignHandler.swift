@@ -91,6 +91,7 @@ struct UploadAdmitter: Sendable {
         case .created: return
         case .revoked: throw AppError.tokenRevoked
         case .rateLimited(let retryAfter): throw AppError.rateLimited(retryAfter: retryAfter, limit: perMinute)
+        case .tooManyPartials(let retryAfter): throw AppError.tooManyPartialUploads(retryAfter: retryAfter, limit: upload.maxOpenPartials)
         }
     }
 }

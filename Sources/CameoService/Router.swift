@@ -120,7 +120,11 @@ public struct Router: Sendable {
         var logged: String? = nil
         var refusalCode: ErrorCode? = nil
         do {
-            guard let route else { throw isUploadCheck ? AppError.badSignature(.uploadURL) : AppError.notFound }
+            guard let route else {
+                // A presigned URL's path that names no upload fails as its signature would; any
+                // other path is simply not there.
+                throw request.documentURI == Route.verifyUploadLocation ? AppError.badSignature(.uploadURL) : AppError.notFound
+            }
             response = try dispatch(route, request)
         } catch {
             let refusal: AppError

@@ -56,7 +56,7 @@ public struct Service: Sendable {
             tus: TusHandler(
                 authenticator: authenticator, admitter: admitter, store: store, pipeline: pipeline,
                 partials: PartialUploads(root: root, store: store, clock: clock), policy: policy, lifetimeSeconds: config.tusLifetimeSeconds,
-                publicBaseURL: config.publicBaseURL, clock: clock),
+                partialUploadsPerUser: config.tusPartialUploadsPerUser, clock: clock),
             health: HealthHandler(store: store, root: root, scanner: scanner),
             clock: clock, maxUploadBytes: config.limits.maxUploadBytes, metrics: metrics)
     }

@@ -29,9 +29,8 @@ struct TusHandler: Sendable {
     let policy: UploadPolicy
     /// `tus.lifetime_seconds`: `Upload-Expires` is this long after creation.
     let lifetimeSeconds: Int
-    /// Where clients reach nginx: the `Location` of a new upload is absolute, so a page on
-    /// another origin finds it.
-    let publicBaseURL: String
+    /// `tus.partial_uploads_per_user`.
+    let partialUploadsPerUser: Int
     let clock: any TimeSource
 
     // MARK: Requests
@@ -75,11 +74,12 @@ struct TusHandler: Sendable {
         try admitter.admit(
             NewUpload(
                 id: mediaID, userID: claims.userID, declaredType: creation.type, declaredBytes: creation.length, expiresAt: expiresAt,
-                crop: creation.crop, resumable: true),
+                crop: creation.crop, resumable: true, maxOpenPartials: partialUploadsPerUser),
             claims: claims)
         try partials.create(mediaID)
-        var response = HTTPResponse(
-            status: 201, headers: [("Location", "\(publicBaseURL)/tus/\(mediaID)"), ("Upload-Expires", httpDate(epochSeconds: expiresAt))])
+        // Relative (SPEC §2): clients resolve it against the URL they posted to, whatever host
+        // name or origin that was.
+        var response = HTTPResponse(status: 201, headers: [("Location", "/tus/\(mediaID)"), ("Upload-Expires", httpDate(epochSeconds: expiresAt))])
         response.logFields = [("media", mediaID.rawValue), ("appended", String(chunk.count))]
         guard !chunk.isEmpty else { return response }
         return try appendAndAnswer(chunk, to: mediaID, at: 0, success: response)
@@ -226,6 +226,8 @@ struct TusHandler: Sendable {
     /// Keys are unique; values are decoded, not interpreted. Keys Cameo does not use
     /// (`filename`, and whatever a client adds) are accepted and ignored.
     static func metadata(_ header: String) throws(AppError) -> [String: [UInt8]?] {
+        // Room for a type, a long file name and a crop; nginx's header limits bound it anyway.
+        guard header.utf8.count <= maxMetadataBytes else { throw .badMetadata("at most \(maxMetadataBytes) bytes.") }
         var pairs: [String: [UInt8]?] = [:]
         for item in header.split(separator: ",") {
             let parts = item.trimmingWhitespace().split(separator: " ", omittingEmptySubsequences: true)
@@ -233,7 +235,8 @@ struct TusHandler: Sendable {
                 throw .badMetadata("expected comma-separated `key base64value` pairs, each key once.")
             }
             if parts.count == 2 {
-                guard let value = Data(base64Encoded: String(parts[1])) else { throw .badMetadata("the value of \(key) is not base64.") }
+                // The key is not echoed: the message travels to nginx in a header of bounded size.
+                guard let value = Data(base64Encoded: String(parts[1])) else { throw .badMetadata("a value is not base64.") }
                 pairs[String(key)] = Array(value)
             } else {
                 pairs[String(key)] = .some(nil)
@@ -241,6 +244,8 @@ struct TusHandler: Sendable {
         }
         return pairs
     }
+
+    static let maxMetadataBytes = 2048
 
     static func requireVersion(_ request: HTTPRequest) throws(AppError) {
         guard request.headers["tus-resumable"] == version else { throw .unsupportedVersion }
@@ -352,15 +357,21 @@ struct PartialUploads: Sendable {
         do {
             file = try FileSystem.openLocked(root.quarantined(id))
         } catch {
-            // Terminated or swept since the request's checks: its file went with its row.
-            if try store.media(id: id)?.state != .receiving { throw AppError.uploadExpired }
-            throw error
+            guard error.isNotFound else { throw error }
+            // Terminated or swept since the request's checks, its file gone with its row; or the
+            // file alone is gone (a restore from backup has no quarantine): the upload cannot be
+            // finished, so it ends here rather than answer 503 until it expires.
+            if try store.apply(.terminate, to: id, from: .receiving) { Log.message("partial upload \(id) had no file; terminated") }
+            throw AppError.uploadExpired
         }
         defer { file.close() }
         // Under the lock, the record as the last append left it.
-        guard let media = try store.media(id: id), media.state == .receiving, !media.isExpiredPartial(at: clock.epochSeconds) else {
-            throw AppError.uploadExpired
+        guard let media = try store.media(id: id) else { throw AppError.uploadExpired }
+        guard media.state == .receiving else {
+            // Another chunk completed it meanwhile (its offset is its length), or it is gone.
+            throw media.state == .expired ? AppError.uploadExpired : AppError.offsetMismatch(expected: media.declaredBytes)
         }
+        guard !media.isExpiredPartial(at: clock.epochSeconds) else { throw AppError.uploadExpired }
         let stored = media.uploadOffset ?? 0
         guard stored == offset else { throw AppError.offsetMismatch(expected: stored) }
         guard chunk.count <= media.declaredBytes - offset else { throw AppError.tooLarge(limit: media.declaredBytes - offset) }

@@ -33,8 +33,9 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
 
     public func createUpload(_ upload: NewUpload, unlessRevoked jti: String?, perMinute limit: Int) throws(StoreError) -> UploadAdmission {
         try storing {
-            // Both refusals ride in the INSERT, so an upload costs one round trip; only a refusal
-            // pays a second one to say why. Concurrent requests can overshoot the per-minute
+            // Every refusal rides in the INSERT (a revoked token, the per-minute limit, a resumable
+            // upload's open partials), so an upload costs one round trip; only a refusal pays
+            // more to say why. Concurrent requests can overshoot the per-minute
             // limit by the number in flight; nginx's per-IP limit bounds that.
             let created = try db.execute(
                 """
@@ -42,21 +43,30 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL
                 WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)
                   AND (SELECT COUNT(*) FROM media_files WHERE user_id = ? AND created_at > NOW(3) - INTERVAL 60 SECOND) < ?
+                  AND (? OR (SELECT COUNT(*) FROM media_files WHERE user_id = ? AND state = ? AND upload_expires_at > UNIX_TIMESTAMP()) < ?)
                 """,
                 [
                     .text(upload.id.rawValue), .text(upload.userID), .state(upload.resumable ? .receiving : .pendingUpload), .text(upload.declaredType),
                     .int(upload.declaredBytes), upload.resumable ? .int(0) : .null, .int(upload.expiresAt), .optionalInt(upload.crop?.x), .optionalInt(upload.crop?.y),
                     .optionalInt(upload.crop?.size), .optional(jti), .text(upload.userID), .int(limit),
+                    .int(upload.resumable ? 0 : 1), .text(upload.userID), .state(.receiving), .int(min(upload.maxOpenPartials, 1 << 30)),
                 ])
             if created == 1 { return .created }
             if let jti, try isRevokedRow(jti: jti) { return .revoked }
-            let oldest = try db.query(
+            let window = try db.query(
                 """
-                SELECT GREATEST(1, 60 - TIMESTAMPDIFF(SECOND, MIN(created_at), NOW(3))) AS retry_after
+                SELECT COUNT(*) AS recent, GREATEST(1, 60 - TIMESTAMPDIFF(SECOND, MIN(created_at), NOW(3))) AS retry_after
                 FROM media_files WHERE user_id = ? AND created_at > NOW(3) - INTERVAL 60 SECOND
                 """,
                 [.text(upload.userID)])
-            return .rateLimited(retryAfter: oldest.first?.int("retry_after") ?? 60)
+            if upload.resumable, (window.first?.int("recent") ?? 0) < limit {
+                // Within the per-minute limit, so the open partial uploads refused it.
+                let open = try db.query(
+                    "SELECT GREATEST(1, MIN(upload_expires_at) - UNIX_TIMESTAMP()) AS retry_after FROM media_files WHERE user_id = ? AND state = ? AND upload_expires_at > UNIX_TIMESTAMP()",
+                    [.text(upload.userID), .state(.receiving)])
+                return .tooManyPartials(retryAfter: open.first?.int("retry_after") ?? 60)
+            }
+            return .rateLimited(retryAfter: window.first?.int("retry_after") ?? 60)
         }
     }
 
@@ -97,22 +107,22 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
 
     public func recordAppend(id: MediaID, at offset: Int, count: Int, now: Int) throws(StoreError) -> Bool {
         try storing {
-            // One statement, so the offset and (with the last byte) the claim are one change.
-            // MariaDB assigns left to right: `state` is decided from the old offset, before
-            // `upload_offset` moves, and `bytes` and the history see the new state.
-            try db.execute(
+            // One statement, so the offset and (with the last byte) the claim are one change. The
+            // guard pins the old offset, so every clause reads the completion from the bound
+            // values (`? + ? = declared_bytes`), whatever order the server assigns in.
+            let completes = "? + ? = declared_bytes"
+            let completion: [DatabaseValue] = [.int(offset), .int(count)]
+            return try db.execute(
                 """
                 UPDATE media_files
-                SET state = IF(upload_offset + ? = declared_bytes, ?, state),
-                    bytes = IF(state = ?, declared_bytes, bytes),
-                    state_history = IF(state = ?, \(Self.historyEntry), state_history),
-                    upload_offset = upload_offset + ?
-                WHERE id = ? AND state = ? AND upload_offset = ? AND upload_offset + ? <= declared_bytes AND upload_expires_at > ?
+                SET state_history = IF(\(completes), \(Self.history(adding: "?")), state_history),
+                    bytes = IF(\(completes), declared_bytes, bytes),
+                    state = IF(\(completes), ?, state),
+                    upload_offset = ? + ?
+                WHERE id = ? AND state = ? AND upload_offset = ? AND ? + ? <= declared_bytes AND upload_expires_at > ?
                 """,
-                [
-                    .int(count), .state(MediaTransition.claim.to), .state(MediaTransition.claim.to), .state(MediaTransition.claim.to), .int(count),
-                    .text(id.rawValue), .state(MediaTransition.append.from[0]), .int(offset), .int(count), .int(now),
-                ]) == 1
+                completion + [.state(MediaTransition.claim.to)] + completion + completion + [.state(MediaTransition.claim.to)] + completion
+                    + [.text(id.rawValue), .state(MediaTransition.append.from[0]), .int(offset)] + completion + [.int(now)]) == 1
         }
     }
 
@@ -357,8 +367,13 @@ public final class MariaDBMediaStore: MediaStore, @unchecked Sendable {
 
     /// Appended to every SET that changes `state` (sql/0006): MariaDB assigns left to right, so
     /// `state` here is the new one.
-    static let recordState = "state_history = \(historyEntry)"
-    static let historyEntry = "LEFT(CONCAT_WS(' ', state_history, CONCAT(state, '@', DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%dT%H:%i:%sZ'))), 1024)"
+    static let recordState = "state_history = \(history(adding: "state"))"
+
+    /// `state_history` with `state@now` appended, `state` a SQL expression (the column, or a
+    /// placeholder).
+    static func history(adding state: String) -> String {
+        "LEFT(CONCAT_WS(' ', state_history, CONCAT(\(state), '@', DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%dT%H:%i:%sZ'))), 1024)"
+    }
 
     // MARK: Operators (cameoctl), beyond the pipeline's contract
 

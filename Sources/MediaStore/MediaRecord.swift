@@ -67,9 +67,16 @@ public struct NewUpload: Sendable {
     public var crop: Crop?
     /// A tus upload: its bytes come in chunks, from offset 0.
     public var resumable: Bool
+    /// A resumable upload is refused while its user has this many others still `receiving`
+    /// (their bytes wait on disk until they complete or expire).
+    public var maxOpenPartials: Int
 
-    public init(id: MediaID, userID: String, declaredType: String, declaredBytes: Int, expiresAt: Int, crop: Crop?, resumable: Bool = false) {
+    public init(
+        id: MediaID, userID: String, declaredType: String, declaredBytes: Int, expiresAt: Int, crop: Crop?, resumable: Bool = false,
+        maxOpenPartials: Int = .max
+    ) {
         self.resumable = resumable
+        self.maxOpenPartials = maxOpenPartials
         self.id = id
         self.userID = userID
         self.declaredType = declaredType
@@ -84,6 +91,9 @@ public enum UploadAdmission: Sendable, Equatable {
     case created
     case revoked
     case rateLimited(retryAfter: Int)
+    /// A resumable upload refused: its user has `maxOpenPartials` others still receiving;
+    /// the first of them expires in `retryAfter` seconds (or is finished or terminated sooner).
+    case tooManyPartials(retryAfter: Int)
 }
 
 /// A user's current avatar (`user_avatars`): which upload, which version of the files.

@@ -73,6 +73,29 @@ import Testing
         #expect(harness.send("HEAD", "/tus/\(id)", headers: headers(harness, "alice")).status == 410)
     }
 
+    @Test func aPartialUploadWhoseFileIsGoneEndsInsteadOfFailingUntilItExpires() throws {
+        let harness = try ServiceHarness()
+        let id = try create(harness, "alice", length: 100)
+        #expect(try patch(harness, "alice", id, at: 0, Array(repeating: 1, count: 40)).status == 204)
+        // A restore from backup brings the rows back but not quarantine/.
+        FileSystem.remove(harness.root.quarantined(id))
+        let refused = try patch(harness, "alice", id, at: 40, Array(repeating: 2, count: 60))
+        #expect(refused.status == 410 && ServiceHarness.code(refused) == "upload_expired")
+        #expect(try harness.store.media(id: id)?.state == .expired)
+    }
+
+    @Test func metadataIsBoundedAndNeverEchoed() throws {
+        #expect(throws: AppError.badMetadata("at most \(TusHandler.maxMetadataBytes) bytes.")) {
+            try TusHandler.metadata("filetype aW1hZ2UvcG5n," + String(repeating: "k", count: 3000))
+        }
+        do {
+            _ = try TusHandler.metadata("secretish-key !!!")
+            Issue.record("not base64, yet accepted")
+        } catch {
+            #expect(!error.message.contains("secretish"))
+        }
+    }
+
     @Test func thePreCheckSendsOnlyTheCompletingChunkToTheImagePool() throws {
         let harness = try ServiceHarness()
         let id = try create(harness, "alice", length: 100)

@@ -82,6 +82,8 @@ public final class InMemoryMediaStore: MediaStore {
             if let jti, state.revoked[jti] != nil { return .revoked }
             let recent = state.rows.values.filter { $0.record.userID == upload.userID && $0.createdAt > now - 60 }
             if recent.count >= limit { return .rateLimited(retryAfter: max(1, 60 - (now - recent.map(\.createdAt).min()!))) }
+            let open = state.rows.values.map(\.record).filter { $0.userID == upload.userID && $0.state == .receiving && $0.expiresAt > now }
+            if upload.resumable, open.count >= upload.maxOpenPartials { return .tooManyPartials(retryAfter: max(1, open.map(\.expiresAt).min()! - now)) }
             state.rows[upload.id] = Row(
                 record: MediaRecord(
                     id: upload.id, userID: upload.userID, state: upload.resumable ? .receiving : .pendingUpload, declaredType: upload.declaredType,

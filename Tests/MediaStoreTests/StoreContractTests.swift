@@ -160,6 +160,33 @@ enum MariaDBScratch {
         #expect(try !store.apply(.terminate, to: media.id, from: .receiving))
     }
 
+    @Test(arguments: StoreKind.available) func aUserHasABoundedNumberOfPartialUploadsOpen(_ kind: StoreKind) throws {
+        let store = kind.make()
+        let user = "p\(MediaID.random().rawValue.prefix(8))"
+        func create(expiresAt: Int) throws -> (MediaID, UploadAdmission) {
+            let id = MediaID.random()
+            let upload = NewUpload(
+                id: id, userID: user, declaredType: "image/jpeg", declaredBytes: 10, expiresAt: expiresAt, crop: nil, resumable: true, maxOpenPartials: 2)
+            return (id, try store.createUpload(upload, unlessRevoked: nil, perMinute: 100))
+        }
+        let expired = try create(expiresAt: now - 5)
+        #expect(expired.1 == .created)
+        let first = try create(expiresAt: now + 100)
+        let second = try create(expiresAt: now + 300)
+        #expect(first.1 == .created && second.1 == .created, "one past its expiry does not count")
+        guard case .tooManyPartials(let retryAfter) = try create(expiresAt: now + 300).1 else {
+            Issue.record("a third open partial upload was admitted")
+            return
+        }
+        #expect((99...100).contains(retryAfter), "until the first open one expires")
+        #expect(try store.createUpload(
+            NewUpload(id: .random(), userID: user, declaredType: "image/jpeg", declaredBytes: 1, expiresAt: now + 300, crop: nil),
+            unlessRevoked: nil, perMinute: 100) == .created, "presigned uploads are not partial")
+        #expect(try store.apply(.terminate, to: first.0, from: .receiving))
+        let third = try create(expiresAt: now + 300)
+        #expect(third.1 == .created, "terminating one makes room")
+    }
+
     @Test(arguments: StoreKind.available) func aPartialUploadEndsWhenTerminatedOrPastItsExpiry(_ kind: StoreKind) throws {
         let store = kind.make()
         let terminated = try resumable(store)

@@ -340,10 +340,10 @@ def test_a_reload_resumes_the_remembered_upload(page, stack, user, files, partia
     assert media_state(stack, token, media_id)["state"] == "ready"
 
 
-def test_the_upload_stays_on_the_pages_origin_when_the_location_names_another(page, stack, user, files, partials):
-    """The server's Location is built from its configured public address (here 127.0.0.1).
-    A page reached under another name of the same nginx (localhost) keeps its PATCHes on its
-    own origin: its CSP allows only that (connect-src 'self'), and the cookie would not follow."""
+def test_the_chunks_stay_on_the_origin_the_page_was_reached_at(page, stack, user, files, partials):
+    """A page reached under another name of the same nginx (localhost, where public_base_url
+    says 127.0.0.1) keeps its PATCHes on its own origin, since Location is relative: its CSP
+    allows only that origin (connect-src 'self'), and the cookie would not follow another."""
     assert "127.0.0.1" in stack.page_url
     _, data = noisy_jpeg()
     token = stack.token(user)

@@ -71,8 +71,8 @@ def test_an_upgrade_under_load_publishes_every_upload():
         # postinst ran the migrations of the new release; the README's own run finds none left.
         migrated = next((line for line in unpacked.splitlines() if line.startswith(("applied:", "schema is up to date"))), "no migrate line")
         assert box.sh("CAMEO_CONFIG=/etc/cameo/cameo.conf cameoctl migrate").stdout.strip() == "schema is up to date"
-        box.sh("nginx -t 2>&1 && systemctl reload nginx")
         box.sh("systemctl restart cameo-pool@fast cameo-pool@heavy")
+        box.sh("nginx -t 2>&1 && systemctl reload nginx")
         box.sh("systemctl restart cameo-scan-retry && systemctl start cameo.target")
         upgrade_seconds = time.monotonic() - started
         during = len(uploads(box))

@@ -146,10 +146,11 @@ def tus(stack, user):
 
 
 def media_id_of(stack, location):
-    """The media id of an absolute upload URL, `{base_url}/tus/{media_id}`."""
+    """The media id of an upload's URL: its Location, `/tus/{media_id}` (relative, SPEC §2: a
+    client resolves it against the URL it posted to), or that URL as a client resolved it."""
     media_id = location.rsplit("/", 1)[1]
     assert MEDIA_ID.match(media_id), location
-    assert location == stack.url(f"/tus/{media_id}"), location
+    assert location in (f"/tus/{media_id}", stack.url(f"/tus/{media_id}")), location
     return media_id
 
 
@@ -305,13 +306,14 @@ def test_discovery_says_version_extensions_max_size_and_checksums(stack):
 
 # --- Creation --------------------------------------------------------------------------------
 
-def test_creation_answers_201_with_an_absolute_location_and_expiry(stack, tus):
-    """POST /tus/ up to the byte cap creates an upload: an absolute Location, Upload-Expires a
+def test_creation_answers_201_with_a_location_and_expiry(stack, tus):
+    """POST /tus/ up to the byte cap creates an upload: its Location, Upload-Expires a
     day ahead; HEAD then shows offset 0, the length, and is never cached."""
     crop = json.dumps({"x": 0, "y": 0, "size": 100})
     response = tus.create(max_bytes(stack), meta=metadata("image/jpeg", filename="me.jpg", crop=crop))
     assert response.status_code == 201, response.text
     media_id = media_id_of(stack, response.headers["Location"])
+    assert response.headers["Location"] == f"/tus/{media_id}", "relative, whatever name the client used"
     assert response.headers["Tus-Resumable"] == "1.0.0"
     assert_expires_in_a_day(response.headers["Upload-Expires"])
 
@@ -397,6 +399,19 @@ def test_creation_shares_the_per_user_limit_with_presign(stack, tus):
         other.created(1000)
     finally:
         other.terminate_leftovers()
+
+
+def test_a_user_has_at_most_three_partial_uploads_open(stack, tus):
+    """Partial uploads keep their bytes on disk until they finish or expire, so a user may have
+    tus.partial_uploads_per_user (3) open: the 4th creation is 429 with the limit and when the
+    first expires; terminating one makes room again."""
+    made = [tus.created(1000) for _ in range(3)]
+    refused = tus.create(1000)
+    error = assert_error(refused, 429, "too_many_partial_uploads")
+    assert error["limit"] == 3
+    assert 23 * 3600 < int(refused.headers["Retry-After"]) <= 24 * 3600
+    assert tus.delete(made[0]).status_code == 204
+    tus.created(1000)
 
 
 # --- HEAD and PATCH --------------------------------------------------------------------------
@@ -614,6 +629,30 @@ def test_concurrent_patches_on_one_upload_never_interleave(stack, tus):
     assert tus.offset(media_id) == 3 * CHUNK
     assert read_partial(stack, media_id) == expected
     assert wait_for_appended(stack, media_id, 3 * CHUNK) == 3 * CHUNK
+
+
+def test_one_upload_takes_two_chunks_at_a_time(stack, tus):
+    """nginx admits two bodies at once per upload (the next chunk may start before it has let
+    go of the last), and refuses a third before reading it: one client cannot hold everyone's
+    upload slots with one upload's trickled chunks."""
+    media_id = tus.created(3 * CHUNK)
+    head = (f"PATCH /tus/{media_id} HTTP/1.1\r\nHost: {{host}}\r\nAuthorization: Bearer {tus.token}\r\n"
+            f"Tus-Resumable: 1.0.0\r\nContent-Type: {OCTETS}\r\nUpload-Offset: 0\r\nContent-Length: {CHUNK}\r\n\r\n")
+    parts = urllib.parse.urlsplit(stack.base_url)
+    held = []
+    try:
+        for _ in range(2):
+            conn = socket.create_connection((parts.hostname, parts.port), timeout=5)
+            conn.sendall(head.replace("{host}", parts.netloc).encode() + b"x" * 100)
+            held.append(conn)
+        time.sleep(0.3)   # both are past nginx's checks and waiting for their bodies
+        third = headers_only(stack, head, "too_many_connections")
+        assert third.startswith("429"), third
+    finally:
+        for conn in held:
+            conn.close()
+    assert tus.offset(media_id) == 0
+    assert until_url_slot_free(lambda: tus.patch(media_id, 0, b"y" * CHUNK, wait_for_slot=False)).status_code == 204
 
 
 def lock_waiters(path):

@@ -776,15 +776,9 @@
       classify(answer.status, answer.body, answer.retryAfter, 'Preparing the upload');
       const location = answer.headers.get('Location');
       if (!location) throw new Transient('The server did not say where to send the file.');
-      // The server makes it absolute from its configured public address. Where that is another
-      // origin than the one this POST reached (the same nginx under another name: localhost
-      // or an IP, a proxy's http where the page has https), the page's CSP (connect-src
-      // 'self') and the cookie would not follow it, and every PATCH would fail as if the
-      // network were down: stay on the API origin the creation went to.
-      const api = new URL(`${this.baseUrl}/tus/`, window.location.href);
-      let url = new URL(location, api);
-      if (url.origin !== api.origin) url = new URL(url.pathname.split('/').pop(), api);
-      url = url.href;
+      // Relative to the URL the creation went to, so the chunks follow it to the same origin
+      // (the page's CSP allows only its own, and the cookie goes only there).
+      const url = new URL(location, new URL(`${this.baseUrl}/tus/`, window.location.href)).href;
       this.tusUse(run, key, url, blob.size);
       run.tus.verify = false;
       this.tusMoved(run, 0);
