@@ -134,6 +134,30 @@ class Stack:
         out = subprocess.run(["pgrep", "-P", str(self.pid(f"pool-{pool}"))], capture_output=True, text=True).stdout.split()
         return {int(p) for p in out}
 
+    def appended_bytes(self, media_id):
+        """The workers' own count of the bytes they wrote into a resumable upload's partial
+        file: the sum of `appended=N` over the pool log lines with `media=<id>` (a chunk may land
+        on either pool)."""
+        total = 0
+        for pool in ("fast", "heavy"):
+            path = os.path.join(self.state_dir, "log", f"pool-{pool}.log")
+            if not os.path.exists(path):
+                continue
+            with open(path, errors="replace") as f:
+                for line in f:
+                    tokens = line.split()
+                    if f"media={media_id}" in tokens:
+                        total += sum(int(token[len("appended="):]) for token in tokens if token.startswith("appended="))
+        return total
+
+    def wait_for_appended(self, media_id, expected, seconds=5.0):
+        """`appended_bytes` once it reaches `expected` (a worker logs a request as it ends, a
+        moment after its answer), or what it is at the deadline."""
+        deadline = time.time() + seconds
+        while (total := self.appended_bytes(media_id)) < expected and time.time() < deadline:
+            time.sleep(0.05)
+        return total
+
     def worker_peak_rss_kb(self, pool):
         """The largest peak resident set (VmHWM) among a pool's workers."""
         peaks = []

@@ -44,30 +44,6 @@ def noisy_jpeg(width=1600, height=1200, amplitude=40, quality=92):
     return image, data
 
 
-def appended(stack, media_id):
-    """The sum of `appended=N` over the worker log lines with `media=<id>`, both pools."""
-    total = 0
-    for pool in ("fast", "heavy"):
-        path = os.path.join(stack.state_dir, "log", f"pool-{pool}.log")
-        if not os.path.exists(path):
-            continue
-        with open(path, errors="replace") as f:
-            for line in f:
-                tokens = line.split()
-                if f"media={media_id}" in tokens:
-                    total += sum(int(t[len("appended="):]) for t in tokens if t.startswith("appended="))
-    return total
-
-
-def wait_for_appended(stack, media_id, expected, seconds=5.0):
-    """`appended` once it reaches `expected` (a worker logs a request as it ends, a moment after
-    its answer), or what it is at the deadline."""
-    deadline = time.time() + seconds
-    while True:
-        total = appended(stack, media_id)
-        if total >= expected or time.time() > deadline:
-            return total
-        time.sleep(0.1)
 
 
 def tus_head(stack, token, media_id):
@@ -162,7 +138,7 @@ def test_a_photo_over_1_mb_goes_over_tus_in_chunks_and_is_published(page, stack,
     media_id = page.root.get_attribute("data-media-id")
     # Each byte sent once, and appended once.
     assert int(page.root.get_attribute("data-tus-bytes-sent")) == len(data)
-    assert wait_for_appended(stack, media_id, len(data)) == len(data)
+    assert stack.wait_for_appended(media_id, len(data)) == len(data)
     assert page.root.get_attribute("data-tus-offset") == str(len(data))
     # The bar moved through the chunks, forwards only, to 100.
     values = page.progress_values()
@@ -226,10 +202,10 @@ def test_an_offline_spell_mid_upload_resumes_from_the_servers_offset(page, stack
     sent = int(page.root.get_attribute("data-tus-bytes-sent"))
     assert size < sent <= size + CHUNK, (sent, size)
     assert sent - size == cut, (sent, size, cut)         # only the cut chunk went twice
-    assert wait_for_appended(stack, media_id, size) == size
+    assert stack.wait_for_appended(media_id, size) == size
     # A second later, still exactly once.
     time.sleep(1.0)
-    assert appended(stack, media_id) == size
+    assert stack.appended_bytes(media_id) == size
 
     # The bar went back once, to what the server had: by the cut chunk's share, at most a chunk's.
     values = page.progress_values()
@@ -293,7 +269,7 @@ def test_a_lost_answer_and_a_stale_offset_are_settled_by_the_server(page, stack,
         ("PATCH", str(CHUNK), 204),
         ("PATCH", str(2 * CHUNK), 204),
     ], seen
-    assert wait_for_appended(stack, media_id, size) == size
+    assert stack.wait_for_appended(media_id, size) == size
     sent = int(page.root.get_attribute("data-tus-bytes-sent"))
     assert size < sent <= size + 2 * CHUNK, (sent, size)   # the first chunk, and maybe the refused one
     assert media_state(stack, token, media_id)["state"] == "ready"
@@ -335,7 +311,7 @@ def test_a_reload_resumes_the_remembered_upload(page, stack, user, files, partia
     assert page.root.get_attribute("data-media-id") == media_id
     assert page.root.get_attribute("data-tus-create-count") is None     # resumed, not created
     assert int(page.root.get_attribute("data-tus-bytes-sent")) == size - offset
-    assert wait_for_appended(stack, media_id, size) == size
+    assert stack.wait_for_appended(media_id, size) == size
     assert remembered(page) == {}
     assert media_state(stack, token, media_id)["state"] == "ready"
 
@@ -358,7 +334,7 @@ def test_the_chunks_stay_on_the_origin_the_page_was_reached_at(page, stack, user
     page.wait_state("done", timeout=60)
     media_id = page.root.get_attribute("data-media-id")
     assert page.root.get_attribute("data-transport") == "tus"
-    assert wait_for_appended(stack, media_id, len(data)) == len(data)
+    assert stack.wait_for_appended(media_id, len(data)) == len(data)
     # No request was blocked (the published avatar's URL, from cdn_base_url, still names
     # 127.0.0.1, and img-src refuses it here: SPEC's note to add that origin to img-src).
     assert [e for e in page.script_errors() if "connect-src" in e] == []

@@ -179,31 +179,6 @@ def assert_expires_in_a_day(value):
     assert 23.5 * 3600 < ahead < 24.5 * 3600, value
 
 
-def appended(stack, media_id):
-    """The workers' own count of the bytes they wrote into this upload's partial file: the sum
-    of `appended=N` over the log lines with `media=<id>`, in both pools' logs."""
-    total = 0
-    for pool in ("fast", "heavy"):
-        path = os.path.join(stack.state_dir, "log", f"pool-{pool}.log")
-        if not os.path.exists(path):
-            continue
-        with open(path, errors="replace") as f:
-            for line in f:
-                tokens = line.split()
-                if f"media={media_id}" in tokens:
-                    total += sum(int(token[len("appended="):]) for token in tokens if token.startswith("appended="))
-    return total
-
-
-def wait_for_appended(stack, media_id, expected, seconds=5.0):
-    """`appended` once it reaches `expected` (a worker logs a request as it ends, which can be a
-    moment after its answer), or what it is at the deadline."""
-    deadline = time.time() + seconds
-    total = appended(stack, media_id)
-    while total < expected and time.time() < deadline:
-        time.sleep(0.05)
-        total = appended(stack, media_id)
-    return total
 
 
 def wait_for_state(owner, media_id, wanted=("ready",), seconds=30.0):
@@ -362,7 +337,7 @@ def test_unsupported_tus_version_gets_412(stack, tus):
         assert_error(refused, 412, "unsupported_version")
         assert refused.headers["Tus-Version"] == "1.0.0"
     assert tus.offset(media_id) == 0
-    assert appended(stack, media_id) == 0
+    assert stack.appended_bytes(media_id) == 0
 
 
 def test_requests_without_a_valid_token_get_401(stack, tus):
@@ -429,7 +404,7 @@ def test_patch_appends_and_reports_the_new_offset(stack, tus):
     assert second.headers["Upload-Offset"] == "2200"
     assert tus.offset(media_id) == 2200
     assert read_partial(stack, media_id) == data[:2200]
-    assert wait_for_appended(stack, media_id, 2200) == 2200
+    assert stack.wait_for_appended(media_id, 2200) == 2200
 
 
 def test_every_answer_carries_tus_resumable(stack, tus):
@@ -467,7 +442,7 @@ def test_a_patch_at_another_offset_gets_409(stack, tus):
         assert_error(tus.patch(media_id, offset, b"b" * 1000), 409, "offset_mismatch")
     assert tus.offset(media_id) == 1000
     assert read_partial(stack, media_id) == b"a" * 1000
-    assert wait_for_appended(stack, media_id, 1000) == 1000
+    assert stack.wait_for_appended(media_id, 1000) == 1000
 
 
 def test_a_patch_past_the_length_gets_413_and_appends_nothing(stack, tus):
@@ -485,7 +460,7 @@ def test_a_patch_past_the_length_gets_413_and_appends_nothing(stack, tus):
         assert_error(chunked, 413, "too_large")
     assert tus.offset(media_id) == 600
     assert read_partial(stack, media_id) == b"a" * 600
-    assert wait_for_appended(stack, media_id, 600) == 600
+    assert stack.wait_for_appended(media_id, 600) == 600
 
 
 def test_a_patch_that_is_not_offset_octet_stream_gets_415(stack, tus):
@@ -495,7 +470,7 @@ def test_a_patch_that_is_not_offset_octet_stream_gets_415(stack, tus):
         refused = tus.patch(media_id, 0, b"x" * 100, headers={"Content-Type": content_type})
         assert_error(refused, 415, "bad_content_type")
     assert tus.offset(media_id) == 0
-    assert appended(stack, media_id) == 0
+    assert stack.appended_bytes(media_id) == 0
 
 
 def test_checksums_are_verified_before_a_chunk_is_kept(stack, tus):
@@ -517,7 +492,7 @@ def test_checksums_are_verified_before_a_chunk_is_kept(stack, tus):
     accepted = tus.patch(media_id, 1000, second, upload_checksum=checksum("sha256", second))
     assert accepted.status_code == 204 and accepted.headers["Upload-Offset"] == "2000", accepted.text
     assert read_partial(stack, media_id) == data[:2000]
-    assert wait_for_appended(stack, media_id, 2000) == 2000
+    assert stack.wait_for_appended(media_id, 2000) == 2000
 
 
 def test_another_users_upload_is_forbidden(stack, tus):
@@ -541,7 +516,7 @@ def test_an_unknown_upload_is_404(stack, tus):
         assert tus.head(media_id).status_code == 404
         assert_error(tus.patch(media_id, 0, b"x" * 10), 404, "not_found")
         assert_error(tus.delete(media_id), 404, "not_found")
-    assert appended(stack, presigned.json()["media_id"]) == 0
+    assert stack.appended_bytes(presigned.json()["media_id"]) == 0
 
 
 def test_an_expired_upload_gets_410_and_the_sweeper_removes_it(stack, tus):
@@ -562,7 +537,7 @@ def test_an_expired_upload_gets_410_and_the_sweeper_removes_it(stack, tus):
     assert stack.sql(f"SELECT state FROM media_files WHERE id = '{media_id}'") == [["expired"]]
     assert partial_files(stack, media_id) == []
     assert tus.head(media_id).status_code == 410
-    assert wait_for_appended(stack, media_id, 1000) == 1000
+    assert stack.wait_for_appended(media_id, 1000) == 1000
 
 
 @pytest.mark.parametrize("refusal", ["no_token", "other_user", "wrong_offset", "past_the_length", "expired"])
@@ -587,7 +562,7 @@ def test_a_patch_is_refused_before_its_body_is_read(stack, tus, refusal):
                                 "Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n", code)
     assert final.startswith(str(status)), final
     wait_until_empty(stack, "incoming")
-    assert appended(stack, media_id) == 0
+    assert stack.appended_bytes(media_id) == 0
     if refusal == "expired":
         stack.ctl("sweep")
         assert partial_files(stack, media_id) == []
@@ -628,7 +603,7 @@ def test_concurrent_patches_on_one_upload_never_interleave(stack, tus):
         expected += bodies[winners[0]]
     assert tus.offset(media_id) == 3 * CHUNK
     assert read_partial(stack, media_id) == expected
-    assert wait_for_appended(stack, media_id, 3 * CHUNK) == 3 * CHUNK
+    assert stack.wait_for_appended(media_id, 3 * CHUNK) == 3 * CHUNK
 
 
 def test_one_upload_takes_two_chunks_at_a_time(stack, tus):
@@ -705,7 +680,7 @@ def test_a_worker_killed_mid_patch_leaves_the_offset_and_the_bytes_as_they_were(
     assert tus.patch(media_id, CHUNK, rest[:CHUNK]).status_code == 204
     # Random bytes are no image: the last chunk completes the upload and the pipeline refuses it.
     assert_error(tus.patch(media_id, 2 * CHUNK, rest[CHUNK:]), 415, "bad_type")
-    assert wait_for_appended(stack, media_id, 3 * CHUNK) == 3 * CHUNK, "every byte appended once, the killed chunk never"
+    assert stack.wait_for_appended(media_id, 3 * CHUNK) == 3 * CHUNK, "every byte appended once, the killed chunk never"
 
 
 # --- Whole uploads with tuspy ----------------------------------------------------------------
@@ -724,7 +699,7 @@ def test_tuspy_uploads_a_photo_in_256k_chunks_and_it_is_published(stack, tus, ph
     assert uploader.request.response_headers.get("cameo-media-state") in ("ready", "scanning"), uploader.request.response_headers
     assert_published(stack, tus, media_id)
     assert partial_files(stack, media_id) == []
-    assert wait_for_appended(stack, media_id, len(data)) == len(data)
+    assert stack.wait_for_appended(media_id, len(data)) == len(data)
 
 
 def test_tuspy_resumes_after_a_stop_and_a_patch_cut_mid_body(stack, tus, photo, monkeypatch):
@@ -774,7 +749,7 @@ def test_tuspy_resumes_after_a_stop_and_a_patch_cut_mid_body(stack, tus, photo, 
     assert all(patch["status"] == 204 for patch in sent), sent
     assert_published(stack, tus, media_id)
     assert partial_files(stack, media_id) == []
-    assert wait_for_appended(stack, media_id, len(data)) == len(data)
+    assert stack.wait_for_appended(media_id, len(data)) == len(data)
 
 
 @pytest.mark.parametrize("algorithm", ["sha1", "sha256"])
@@ -832,7 +807,7 @@ def test_creation_with_a_first_chunk_then_a_patch(stack, tus, jpeg):
     assert done.headers["Cameo-Media-State"] in ("ready", "scanning")
     assert_published(stack, tus, media_id)
     assert partial_files(stack, media_id) == []
-    assert wait_for_appended(stack, media_id, len(jpeg)) == len(jpeg)
+    assert stack.wait_for_appended(media_id, len(jpeg)) == len(jpeg)
 
 
 def test_creation_with_the_whole_file_publishes_it_with_its_crop(stack, tus):
