@@ -19,8 +19,11 @@ extension Router {
     /// What the worker should do with the body of `request` (built without one).
     public func intake(for request: HTTPRequest) -> BodyIntake {
         switch Route(request) {
-        case .upload, .tusCreate: return .spooled(limit: maxUploadBytes)
-        case .tus where request.method == "PATCH": return .spooled(limit: maxUploadBytes)
+        case .upload: return .spooled(limit: maxUploadBytes)
+        // A tus chunk is written once, into the partial file: read into memory (bounded like
+        // any upload), it skips a file of its own in incoming/ and a second read.
+        case .tusCreate: return .inMemory(limit: maxUploadBytes)
+        case .tus where request.method == "PATCH": return .inMemory(limit: maxUploadBytes)
         case .profile where request.documentURI == Route.profileUploadLocation:
             return .spooled(limit: maxUploadBytes + NginxConfig.multipartFramingBytes)
         case .presign, .scanCallback: return .inMemory(limit: NginxConfig.jsonBodyBytes)

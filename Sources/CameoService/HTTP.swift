@@ -84,7 +84,7 @@ public struct HTTPRequest: Sendable {
         guard methods.contains(method) else { throw .methodNotAllowed }
     }
 
-    /// A small body read from the stream, at most `limit` bytes.
+    /// A body read from the stream, at most `limit` bytes (JSON, a tus chunk).
     func smallBody(limit: Int) throws(AppError) -> [UInt8] {
         switch body {
         case .none: return []
@@ -92,7 +92,7 @@ public struct HTTPRequest: Sendable {
             guard bytes.count <= limit else { throw .tooLarge(limit: limit) }
             return bytes
         case .unreadable(let error): throw error
-        // A JSON route never has its body buffered to a file (see the nginx site).
+        // A route read into memory (Router.intake) never has its body in a file.
         case .file: throw .tooLarge(limit: limit)
         }
     }

@@ -66,7 +66,7 @@ struct TusHandler: Sendable {
         let claims = try authenticator.authenticate(request, checkRevocation: false)
         let creation = try creation(request)
         _ = try Self.declaredChunkLength(request)
-        let chunk = try Self.chunk(of: request, limit: creation.length)
+        let chunk = try request.smallBody(limit: creation.length)
         if !chunk.isEmpty { try Self.verify(chunk, against: Self.checksum(request)) }
 
         let mediaID = MediaID.random()
@@ -119,7 +119,8 @@ struct TusHandler: Sendable {
         guard Self.isChunk(request) else { throw AppError.badContentType }
         let offset = try Self.clientOffset(request)
         guard offset == media.offset else { throw AppError.offsetMismatch(expected: media.offset) }
-        let chunk = try Self.chunk(of: request, limit: media.record.declaredBytes - offset)
+        // Read into memory by the worker (`Router.intake`), at most a whole upload.
+        let chunk = try request.smallBody(limit: media.record.declaredBytes - offset)
         try Self.verify(chunk, against: Self.checksum(request))
         var response = HTTPResponse(status: 204)
         response.logFields = [("media", mediaID.rawValue), ("appended", String(chunk.count))]
@@ -269,23 +270,6 @@ struct TusHandler: Sendable {
             guard isChunk(request) else { throw .badContentType }
         }
         return length
-    }
-
-    /// The body as received, at most `limit` bytes (the rest of the declared length).
-    static func chunk(of request: HTTPRequest, limit: Int) throws(AppError) -> [UInt8] {
-        switch request.body {
-        case .none: return []
-        case .bytes(let bytes):
-            guard bytes.count <= limit else { throw .tooLarge(limit: limit) }
-            return bytes
-        case .file(let path):
-            do {
-                return try FileSystem.read(path, limit: limit)
-            } catch {
-                throw error.isTooLarge ? .tooLarge(limit: limit) : .unavailable("storage")
-            }
-        case .unreadable(let error): throw error
-        }
     }
 
     /// A checksum a chunk must match.

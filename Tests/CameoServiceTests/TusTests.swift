@@ -26,12 +26,10 @@ import Testing
         return try #require(response.header("Location").flatMap { MediaID($0.split(separator: "/").last.map(String.init) ?? "") })
     }
 
-    /// A PATCH whose chunk nginx buffered, as the worker receives it.
+    /// A PATCH whose chunk nginx buffered, as the worker receives it (read into memory).
     func patch(_ harness: ServiceHarness, _ user: String, _ id: MediaID, at offset: Int, _ chunk: [UInt8]) throws -> HTTPResponse {
-        let file = harness.root.incoming + "/\(MediaID.random())"
-        try FileSystem.writeNew(chunk, to: file)
         let sent = ["content-type": TusHandler.chunkType, "upload-offset": String(offset), "content-length": String(chunk.count)]
-        return harness.send("PATCH", "/tus/\(id)", headers: headers(harness, user, sent), body: .file(path: file), documentURI: Route.tusPatchLocation)
+        return harness.send("PATCH", "/tus/\(id)", headers: headers(harness, user, sent), body: .bytes(chunk), documentURI: Route.tusPatchLocation)
     }
 
     func offset(_ harness: ServiceHarness, _ user: String, _ id: MediaID) -> String? {
