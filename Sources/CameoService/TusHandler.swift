@@ -82,14 +82,16 @@ struct TusHandler: Sendable {
         var response = HTTPResponse(status: 201, headers: [("Location", "/tus/\(mediaID)"), ("Upload-Expires", httpDate(epochSeconds: expiresAt))])
         response.logFields = [("media", mediaID.rawValue), ("appended", String(chunk.count))]
         guard !chunk.isEmpty else { return response }
-        return try appendAndAnswer(chunk, to: mediaID, at: 0, success: response)
+        return try appendAndAnswer(chunk, to: mediaID, at: 0, owner: claims.userID, success: response)
     }
 
     /// `HEAD`, `PATCH` and `DELETE /tus/{id}`.
     func handle(_ request: HTTPRequest, mediaID: MediaID) throws -> HTTPResponse {
         try request.require("HEAD", "PATCH", "DELETE")
         try Self.requireVersion(request)
-        let claims = try authenticator.authenticate(request)
+        // A PATCH's revocation was checked by nginx's pre-check of this very request, moments
+        // ago; its token is verified again here, its jti not looked up twice.
+        let claims = try authenticator.authenticate(request, checkRevocation: request.method != "PATCH")
         switch request.method {
         case "HEAD": return try status(mediaID, of: claims)
         case "PATCH": return try append(request, mediaID: mediaID, of: claims)
@@ -115,16 +117,15 @@ struct TusHandler: Sendable {
 
     /// PATCH: one chunk, at the offset the server has.
     private func append(_ request: HTTPRequest, mediaID: MediaID, of claims: TokenClaims) throws -> HTTPResponse {
-        let media = try partial(mediaID, of: claims)
         guard Self.isChunk(request) else { throw AppError.badContentType }
         let offset = try Self.clientOffset(request)
-        guard offset == media.offset else { throw AppError.offsetMismatch(expected: media.offset) }
-        // Read into memory by the worker (`Router.intake`), at most a whole upload.
-        let chunk = try request.smallBody(limit: media.record.declaredBytes - offset)
+        // Read into memory by the worker (`Router.intake`), at most a whole upload; the record,
+        // its owner and the rest of its length are checked once its file is locked.
+        let chunk = try request.smallBody(limit: policy.maxUploadBytes)
         try Self.verify(chunk, against: Self.checksum(request))
         var response = HTTPResponse(status: 204)
         response.logFields = [("media", mediaID.rawValue), ("appended", String(chunk.count))]
-        return try appendAndAnswer(chunk, to: mediaID, at: offset, success: response)
+        return try appendAndAnswer(chunk, to: mediaID, at: offset, owner: claims.userID, success: response)
     }
 
     /// DELETE (termination): the partial upload and its bytes go. The row stays, `expired`, so
@@ -153,8 +154,10 @@ struct TusHandler: Sendable {
 
     /// Appends a verified chunk and answers with `success` plus the new offset; the chunk that
     /// completes the upload runs the pipeline first, and a refusal of the image is the answer.
-    private func appendAndAnswer(_ chunk: [UInt8], to mediaID: MediaID, at offset: Int, success: HTTPResponse) throws -> HTTPResponse {
-        let appended = try partials.append(chunk, to: mediaID, at: offset)
+    private func appendAndAnswer(_ chunk: [UInt8], to mediaID: MediaID, at offset: Int, owner: String, success: HTTPResponse) throws
+        -> HTTPResponse
+    {
+        let appended = try partials.append(chunk, to: mediaID, at: offset, owner: owner)
         var response = success
         response.headers.append(("Upload-Offset", String(appended.offset)))
         guard let completed = appended.completed else { return response }
@@ -176,21 +179,29 @@ struct TusHandler: Sendable {
     /// The caller's resumable upload, whatever its state: 404 for an unknown id or an upload
     /// that is not resumable (a presigned one), 403 for another user's.
     private func resumable(_ mediaID: MediaID, of claims: TokenClaims) throws -> MediaRecord {
-        guard let media = try store.media(id: mediaID), media.uploadOffset != nil else { throw AppError.notFound }
-        guard media.userID == claims.userID else { throw AppError.forbidden }
+        try Self.resumable(store.media(id: mediaID), owner: claims.userID)
+    }
+
+    static func resumable(_ media: MediaRecord?, owner: String) throws(AppError) -> MediaRecord {
+        guard let media, media.uploadOffset != nil else { throw .notFound }
+        guard media.userID == owner else { throw .forbidden }
         return media
     }
 
-    /// The caller's upload while it still takes bytes: 410 once expired or terminated, 409 once
-    /// complete (its offset is its length).
+    /// The owner's upload while it still takes bytes, and its offset: 410 once expired or
+    /// terminated, 409 once complete (its offset is its length).
     private func partial(_ mediaID: MediaID, of claims: TokenClaims) throws -> (record: MediaRecord, offset: Int) {
-        let media = try resumable(mediaID, of: claims)
+        try Self.partial(store.media(id: mediaID), owner: claims.userID, now: clock.epochSeconds)
+    }
+
+    static func partial(_ media: MediaRecord?, owner: String, now: Int) throws(AppError) -> (record: MediaRecord, offset: Int) {
+        let media = try resumable(media, owner: owner)
         switch media.state {
         case .receiving:
-            guard !media.isExpiredPartial(at: clock.epochSeconds) else { throw AppError.uploadExpired }
+            guard !media.isExpiredPartial(at: now) else { throw .uploadExpired }
             return (media, media.uploadOffset ?? 0)
-        case .expired: throw AppError.uploadExpired
-        default: throw AppError.offsetMismatch(expected: media.declaredBytes)
+        case .expired: throw .uploadExpired
+        default: throw .offsetMismatch(expected: media.declaredBytes)
         }
     }
 
@@ -334,29 +345,26 @@ struct PartialUploads: Sendable {
         var completed: MediaRecord?
     }
 
-    /// Appends `chunk` at `offset`, which must still be the upload's offset once its file is
-    /// locked (409 otherwise; 410 if it expired or was terminated meanwhile).
-    func append(_ chunk: [UInt8], to id: MediaID, at offset: Int) throws -> Appended {
+    /// Appends `chunk` at `offset` to `owner`'s upload. Its record is read once its file is
+    /// locked: 404 or 403 for an upload that is not the owner's, 409 when `offset` is not its
+    /// offset (another chunk won, or completed it), 410 when it expired or was terminated.
+    func append(_ chunk: [UInt8], to id: MediaID, at offset: Int, owner: String) throws -> Appended {
         let file: LockedFile
         do {
             file = try FileSystem.openLocked(root.quarantined(id))
         } catch {
             guard error.isNotFound else { throw error }
-            // Terminated or swept since the request's checks, its file gone with its row; or the
-            // file alone is gone (a restore from backup has no quarantine): the upload cannot be
-            // finished, so it ends here rather than answer 503 until it expires.
+            // Unknown, not the owner's, or gone with its row (terminated, swept): the record says
+            // which. Still receiving, the file alone is gone (a restore from backup has no
+            // quarantine): the upload cannot be finished, so it ends here rather than answer 503
+            // until it expires.
+            _ = try TusHandler.partial(store.media(id: id), owner: owner, now: clock.epochSeconds)
             if try store.apply(.terminate, to: id, from: .receiving) { Log.message("partial upload \(id) had no file; terminated") }
             throw AppError.uploadExpired
         }
         defer { file.close() }
         // Under the lock, the record as the last append left it.
-        guard let media = try store.media(id: id) else { throw AppError.uploadExpired }
-        guard media.state == .receiving else {
-            // Another chunk completed it meanwhile (its offset is its length), or it is gone.
-            throw media.state == .expired ? AppError.uploadExpired : AppError.offsetMismatch(expected: media.declaredBytes)
-        }
-        guard !media.isExpiredPartial(at: clock.epochSeconds) else { throw AppError.uploadExpired }
-        let stored = media.uploadOffset ?? 0
+        let (media, stored) = try TusHandler.partial(store.media(id: id), owner: owner, now: clock.epochSeconds)
         guard stored == offset else { throw AppError.offsetMismatch(expected: stored) }
         guard chunk.count <= media.declaredBytes - offset else { throw AppError.tooLarge(limit: media.declaredBytes - offset) }
         guard !chunk.isEmpty else { return Appended(offset: offset, completed: nil) }
