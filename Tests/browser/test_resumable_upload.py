@@ -5,7 +5,11 @@ what the server had, and the progress bar never goes back by more than the chunk
 a lost answer and a stale offset (409 offset_mismatch) are settled by the server's offset; a
 reload resumes the remembered upload; a Location naming another host name of the same nginx is
 followed on the page's own origin; a non-image is refused with the server's message; cancel
-terminates the partial upload.
+terminates the partial upload. And the page's bookkeeping: failed status checks after the last
+byte end in a Retry that follows the upload instead of sending it again; a cancel while the
+creation is answered, or during the last chunk, leaves nothing partial and says what became of
+the photo; a creation without Location is a refusal; the user's other remembered uploads are
+terminated before a creation; stale, unreadable and foreign remembered entries are dropped.
 
 What the server wrote is counted from the workers' own logs: every PATCH's log line carries
 `media=<id> appended=<N>`, so their sum is each byte appended, however often it was sent.
@@ -276,8 +280,8 @@ def test_a_lost_answer_and_a_stale_offset_are_settled_by_the_server(page, stack,
 
 
 def test_a_reload_resumes_the_remembered_upload(page, stack, user, files, partials):
-    """The page remembers the upload URL (per user and file): after a reload mid-upload, the
-    same file resumes the same upload from the server's offset."""
+    """The page remembers the upload URL (per endpoint, user and file): after a reload
+    mid-upload, the same file resumes the same upload from the server's offset."""
     _, data = noisy_jpeg()
     size = len(data)
     token = stack.token(user)
@@ -292,7 +296,9 @@ def test_a_reload_resumes_the_remembered_upload(page, stack, user, files, partia
     saved = remembered(page)
     assert len(saved) == 1, saved
     (key, value), = saved.items()
-    assert json.loads(key[len(STORE_PREFIX):])[:3] == [user, "reload.jpg", size], key
+    # Per endpoint, user and file; the file's name only hashed.
+    assert json.loads(key[len(STORE_PREFIX):])[:3] == [stack.base_url, user, size], key
+    assert "reload" not in key and "reload" not in json.dumps(value), (key, value)
     assert value["url"] == stack.url(f"/tus/{media_id}") and value["length"] == size
     wait_for_offset(stack, token, media_id, 1)
 
@@ -379,3 +385,350 @@ def test_cancel_terminates_the_partial_upload(page, stack, user, files, partials
     page.wait_for(lambda _: tus_head(stack, token, media_id).status_code == 410, "the upload to be terminated", 10)
     assert not os.path.exists(os.path.join(stack.media_root, "quarantine", media_id))
     assert stack.current_avatar(token).status_code == 404
+
+
+# ---- status checks, cancel and creation (the page's own bookkeeping) -------------------------
+
+def tus_create(stack, token, length=1000):
+    """A partial upload made directly (as an earlier visit of the page would have): its id."""
+    response = requests.post(stack.url("/tus/"), timeout=5, headers={
+        "Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", "Upload-Length": str(length),
+        "Upload-Metadata": "filetype " + b64(b"image/jpeg")})
+    assert response.status_code == 201, response.text
+    return response.headers["Location"].rsplit("/", 1)[1]
+
+
+def remember(page, key_parts, value):
+    """Plants an entry in the page's remembered uploads, as the page writes them."""
+    page.driver.execute_script("localStorage.setItem(arguments[0], JSON.stringify(arguments[1]))",
+                               STORE_PREFIX + json.dumps(key_parts, separators=(",", ":")), value)
+
+
+def remembered_entry(stack, media_id, length=1000, **changes):
+    now_ms = int(time.time() * 1000)
+    value = {"url": stack.url(f"/tus/{media_id}"), "length": length, "type": "image/jpeg", "crop": None,
+             "expires": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 3600)), "createdAt": now_ms}
+    value.update(changes)
+    return value
+
+
+@pytest.fixture
+def planted(page):
+    """For a test that plants remembered uploads: the page's origin forgets them afterwards (the
+    browser, and its localStorage, is shared by the tests)."""
+    yield
+    try:
+        page.driver.execute_script("localStorage.clear()")
+    except Exception:
+        pass
+
+
+def header(headers, name):
+    return next((h["value"] for h in headers or [] if h["name"].lower() == name.lower()), None)
+
+
+def test_a_status_check_failure_after_the_last_byte_retries_by_following_the_upload(page, stack, user, files, devtools, partials):
+    """Every byte is in, but the status checks (GET /media/{id}) fail: the page keeps trying
+    for its time budget (the test moves the page's clock past it rather than wait a minute),
+    then says the server has the photo. Retry asks the server (HEAD), hears it is complete and
+    follows it: no new upload, no byte sent again."""
+    _, data = noisy_jpeg()
+    size = len(data)
+    token = stack.token(user)
+    page.open(token=token)
+    page.skewable_clock()
+    cdp = devtools()
+    failing = {"on": True}
+    tus_requests = []
+    status_checks = []
+
+    def paused(params):
+        request = params["request"]
+        if "/media/" in request["url"]:
+            status_checks.append(failing["on"])
+            if failing["on"]:
+                cdp.send("Fetch.failRequest", {"requestId": params["requestId"], "errorReason": "ConnectionFailed"}, wait=False)
+                return
+        else:
+            tus_requests.append(request["method"])
+        cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
+
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/media/*", "requestStage": "Request"},
+                                           {"urlPattern": "*/tus/*", "requestStage": "Request"}]})
+    page.choose(files("status.jpg", data))
+    page.wait_state("ready")
+    page.role("upload").click()
+    media_id = media_id_of(page)
+    partials(token, media_id)
+    page.wait_for(lambda _: page.state() == "retrying" and "The server has the photo" in page.role("status").text,
+                  "the status checks to fail", timeout=60)
+    assert "The network connection failed." in page.role("status").text
+    assert tus_requests == ["POST", "PATCH", "PATCH", "PATCH"], tus_requests
+    assert int(page.root.get_attribute("data-tus-bytes-sent")) == size
+    assert len(remembered(page)) == 1            # kept until the upload is seen to end
+    # The last chunk rendered the avatar already; the page just cannot see it.
+    assert media_state(stack, token, media_id)["state"] == "ready"
+
+    page.skew_clock(120_000)                  # past the page's budget for failed checks
+    page.wait_state("error", timeout=40)
+    error = page.role("error").text
+    assert error.startswith("The server has the photo, but its status could not be checked:"), error
+    assert "Choose Retry to check again." in error
+    assert page.role("retry").is_displayed()
+    assert len(remembered(page)) == 1
+    assert len(status_checks) >= 2, status_checks
+
+    failing["on"] = False
+    page.role("retry").click()
+    page.wait_state("done", timeout=60)
+    assert tus_requests == ["POST", "PATCH", "PATCH", "PATCH", "HEAD"], tus_requests
+    assert page.root.get_attribute("data-tus-create-count") == "1"
+    assert page.root.get_attribute("data-media-id") == media_id
+    assert int(page.root.get_attribute("data-tus-bytes-sent")) == size
+    assert stack.wait_for_appended(media_id, size) == size
+    assert remembered(page) == {}
+    assert page.role("error").text == ""
+    assert stack.current_avatar(token).json()["avatar_url"] == page.root.get_attribute("data-avatar-url")
+
+
+def test_cancel_while_the_creation_is_answered_leaves_no_partial_upload(page, stack, user, files, devtools, partials):
+    """The creation reaches the server, and its 201 is held (DevTools) while the user cancels.
+    The page still reads the answer when it comes, and terminates the upload it names instead
+    of sending chunks to it or leaving it to hold one of the user's partial-upload places."""
+    import threading
+
+    _, data = noisy_jpeg()
+    token = stack.token(user)
+    page.open(token=token)
+    cdp = devtools()
+    seen = []
+    held = {}
+    creation_held = threading.Event()
+
+    def paused(params):
+        method = params["request"]["method"]
+        seen.append((method, params.get("responseStatusCode")))
+        if method == "POST" and not held:
+            held["id"] = params["requestId"]
+            held["location"] = header(params.get("responseHeaders"), "Location")
+            creation_held.set()
+            return
+        cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
+
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Response"}]})
+    page.choose(files("creation.jpg", data))
+    page.wait_state("ready")
+    page.role("upload").click()
+    assert creation_held.wait(20), "no creation was sent"
+    media_id = held["location"].rsplit("/", 1)[1]
+    partials(token, media_id)
+    assert page.state() == "uploading" and page.role("status").text == "Preparing the upload…"
+    assert media_state(stack, token, media_id)["state"] == "receiving"
+
+    page.role("cancel").click()
+    assert page.state() == "cancelled"
+    assert page.role("status").text == "Upload cancelled."
+    cdp.send("Fetch.continueRequest", {"requestId": held["id"]})
+
+    page.wait_for(lambda _: tus_head(stack, token, media_id).status_code == 410, "the upload to be terminated", 20)
+    assert not os.path.exists(os.path.join(stack.media_root, "quarantine", media_id))
+    assert [m for m, _ in seen] == ["POST", "DELETE"], seen       # no chunk went to it
+    assert seen[-1] == ("DELETE", 204), seen
+    assert page.root.get_attribute("data-media-id") is None
+    assert page.root.get_attribute("data-tus-bytes-sent") is None
+    assert remembered(page) == {}
+    assert page.state() == "cancelled" and page.role("status").text == "Upload cancelled."
+    assert page.script_errors() == []
+
+
+def test_a_creation_answered_without_location_is_refused_not_repeated(page, stack, user, files, devtools, partials):
+    """A 201 whose Location got lost (here the test strips it) leaves nowhere to send the file;
+    creating again would only leave more unfinished uploads behind, so the page stops there."""
+    _, data = noisy_jpeg()
+    token = stack.token(user)
+    page.open(token=token)
+    cdp = devtools()
+    seen = []
+    created = []
+
+    def paused(params):
+        seen.append(params["request"]["method"])
+        if params["request"]["method"] == "POST" and params.get("responseStatusCode") == 201:
+            created.append(header(params["responseHeaders"], "Location").rsplit("/", 1)[1])
+            headers = [h for h in params["responseHeaders"] if h["name"].lower() != "location"]
+            cdp.send("Fetch.fulfillRequest", {"requestId": params["requestId"], "responseCode": 201,
+                                              "responseHeaders": headers, "body": ""}, wait=False)
+            return
+        cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
+
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Response"}]})
+    page.choose(files("nowhere.jpg", data))
+    page.wait_state("ready")
+    page.role("upload").click()
+    page.wait_state("error", timeout=30)
+    for media_id in created:
+        partials(token, media_id)
+    assert page.role("error").text == ("The server did not say where to send the file, so the upload cannot go on. "
+                                       "Please try again later.")
+    assert page.role("retry").get_attribute("hidden") is not None
+    time.sleep(1.0)
+    assert seen == ["POST"], seen
+    assert len(created) == 1 and page.root.get_attribute("data-tus-create-count") == "1"
+    assert remembered(page) == {}
+
+
+def test_the_users_other_remembered_uploads_are_terminated_before_a_creation(page, stack, user, files, partials, planted):
+    """Three partial uploads this user left open earlier (remembered by the page) would make
+    the server refuse a fourth (429 too_many_partial_uploads, for a day): the page terminates
+    them before it creates one. Another user's remembered upload is left alone, and a
+    remembered URL on another origin is dropped without a request."""
+    _, data = noisy_jpeg()
+    token = stack.token(user)
+    other_user = user + "o"
+    other_token = stack.token(other_user)
+    earlier = [tus_create(stack, token, 1000 + i) for i in range(3)]
+    theirs = tus_create(stack, other_token)
+    for media_id in earlier:
+        partials(token, media_id)
+    partials(other_token, theirs)
+    page.open(token=token)
+    for i, media_id in enumerate(earlier):
+        remember(page, [stack.base_url, user, 1000 + i, 0, "image/jpeg", f"{i:08x}"], remembered_entry(stack, media_id, 1000 + i))
+    remember(page, [stack.base_url, other_user, 1000, 0, "image/jpeg", "00000000"], remembered_entry(stack, theirs))
+    foreign = "http://elsewhere.invalid/tus/" + "0" * 32
+    remember(page, [stack.base_url, user, 2000, 0, "image/jpeg", "00000000"],
+             remembered_entry(stack, "0" * 32, 2000, url=foreign))
+
+    page.choose(files("fourth.jpg", data))
+    page.wait_state("ready")
+    page.role("upload").click()
+    media_id = media_id_of(page)
+    partials(token, media_id)
+    page.wait_state("done", timeout=60)
+
+    for earlier_id in earlier:
+        assert tus_head(stack, token, earlier_id).status_code == 410, earlier_id
+    assert tus_head(stack, other_token, theirs).status_code == 200
+    left = remembered(page)
+    assert [json.loads(k[len(STORE_PREFIX):])[1] for k in left] == [other_user], left
+    urls = page.driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert not [u for u in urls if "elsewhere" in u or theirs in u], urls
+    assert page.root.get_attribute("data-tus-create-count") == "1"
+
+
+def test_stale_unreadable_and_foreign_remembered_uploads_are_dropped_on_load(page, stack, user, planted):
+    """localStorage outlives uploads: on load the page drops what cannot be resumed (older than
+    a day, past Upload-Expires, unreadable, an older page's key, a URL that is not one of the
+    endpoint's upload URLs) and keeps at most 20, the newest."""
+    page.open(token=stack.token(user))
+    page.driver.execute_script("localStorage.clear()")
+    day_ms = 24 * 3600 * 1000
+    now_ms = int(time.time() * 1000)
+    key = lambda n: [stack.base_url, user, n, 0, "image/jpeg", "00000000"]   # noqa: E731
+    hexid = lambda n: f"{n:032x}"                                              # noqa: E731
+    for n in range(22):   # valid, the newest first
+        remember(page, key(n), remembered_entry(stack, hexid(n), createdAt=now_ms - n * 1000))
+    remember(page, key(100), remembered_entry(stack, hexid(100), createdAt=now_ms - day_ms - 1000))
+    remember(page, key(101), remembered_entry(stack, hexid(101), expires="Thu, 01 Jan 2026 00:00:00 GMT"))
+    remember(page, key(102), remembered_entry(stack, hexid(102), createdAt=None))
+    remember(page, key(103), remembered_entry(stack, hexid(103), url="http://elsewhere.invalid/tus/" + hexid(103)))
+    remember(page, key(104), remembered_entry(stack, hexid(104), url=stack.url("/uploads/" + hexid(104))))
+    remember(page, [user, "photo.jpg", 105, 0], remembered_entry(stack, hexid(105)))   # the old key
+    page.driver.execute_script("localStorage.setItem(arguments[0], '{not json')", STORE_PREFIX + json.dumps(key(106)))
+    page.driver.execute_script("localStorage.setItem('unrelated', 'kept')")
+
+    page.open(token=stack.token(user))
+    left = sorted(json.loads(k[len(STORE_PREFIX):])[2] for k in remembered(page))
+    assert left == list(range(20)), left
+    assert page.driver.execute_script("return localStorage.getItem('unrelated')") == "kept"
+
+
+def test_cancel_during_the_last_chunk_says_when_the_server_already_has_the_photo(page, stack, user, files, devtools, partials):
+    """The last chunk is in and the avatar rendered, but its answer is held (DevTools): the page
+    shows Processing, only the stall timeout having applied to the earlier chunks. Cancel then
+    asks for termination and waits for the answer: 409 already_decided, so the page says the
+    server has the photo rather than that the upload was cancelled."""
+    import threading
+
+    _, data = noisy_jpeg()
+    size = len(data)
+    token = stack.token(user)
+    page.open(token=token)
+    cdp = devtools()
+    seen = []
+    last_held = threading.Event()
+
+    def paused(params):
+        request = params["request"]
+        offset = next((v for k, v in request["headers"].items() if k.lower() == "upload-offset"), None)
+        seen.append((request["method"], params.get("responseStatusCode")))
+        if request["method"] == "PATCH" and offset == str(2 * CHUNK):
+            last_held.set()      # held: its answer never reaches the page
+            return
+        cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
+
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Response"}]})
+    page.choose(files("late.jpg", data))
+    page.wait_state("ready")
+    page.role("upload").click()
+    media_id = media_id_of(page)
+    partials(token, media_id)
+    assert last_held.wait(40), "the last chunk was not sent"
+    page.wait_for(lambda _: page.state() == "processing" and page.role("status").text == "Processing…",
+                  "the page to show the processing")
+    assert media_state(stack, token, media_id)["state"] == "ready"
+
+    page.role("cancel").click()
+    assert page.state() == "cancelled"
+    page.wait_for(lambda _: page.role("status").text == "Stopped waiting. The server already has the photo and may still publish it.",
+                  "the termination's answer")
+    assert ("DELETE", 409) in seen, seen
+    assert stack.wait_for_appended(media_id, size) == size
+    assert remembered(page) == {}
+
+
+def test_nginxs_per_address_limit_on_the_creation_and_the_head_is_waited_out(page, stack, user, files, devtools, partials):
+    """nginx's per-IP limit (429 rate_limited, Retry-After 1, no per-user `limit`) passes in a
+    second: on the creation and on a HEAD (no body to tell which limit) the page waits as told
+    and goes on, as it does for a PATCH. The test answers those requests itself, before nginx."""
+    _, data = noisy_jpeg()
+    size = len(data)
+    token = stack.token(user)
+    page.open(token=token)
+    cdp = devtools()
+    seen = []
+    limited = {"status": 429, "headers": [{"name": "Content-Type", "value": "application/json"}, {"name": "Retry-After", "value": "1"}],
+               "body": b'{"error":{"code":"rate_limited","message":"Too many requests from this address; try again in a second."}}'}
+    unavailable = {"status": 503, "headers": [{"name": "Content-Type", "value": "application/json"}],
+                   "body": b'{"error":{"code":"unavailable","message":"Unavailable."}}'}
+    answers = {("POST", 1): limited, ("PATCH", 1): unavailable, ("HEAD", 1): dict(limited, body=b"")}
+
+    def paused(params):
+        method = params["request"]["method"]
+        seen.append(method)
+        answer = answers.get((method, seen.count(method)))
+        if answer:
+            cdp.send("Fetch.fulfillRequest", {"requestId": params["requestId"], "responseCode": answer["status"],
+                                              "responseHeaders": answer["headers"], "body": b64(answer["body"])}, wait=False)
+        else:
+            cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
+
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Request"}]})
+    page.choose(files("limited.jpg", data))
+    page.wait_state("ready")
+    page.role("upload").click()
+    page.wait_for(lambda _: page.state() == "retrying" and "from this address" in page.role("status").text,
+                  "the page to wait out the limit")
+    media_id = media_id_of(page)
+    partials(token, media_id)
+    page.wait_state("done", timeout=60)
+    assert seen == ["POST", "POST", "PATCH", "HEAD", "HEAD", "PATCH", "PATCH", "PATCH"], seen
+    assert page.root.get_attribute("data-tus-create-count") == "2"     # the first never reached the server
+    assert page.root.get_attribute("data-media-id") == media_id
+    assert stack.wait_for_appended(media_id, size) == size
+    assert page.role("error").text == ""

@@ -1,6 +1,7 @@
 """The upload page (nginx/www) in headless Chromium against the real stack: pick, crop, upload
 with progress, the published WebP matching the crop, client-side limits, retry after a 503,
-the server's 415 message, cancel, and the screenshots in docs/."""
+a Retry after failed status checks that only checks again, the server's 415 message, cancel,
+and the screenshots in docs/."""
 import base64
 import io
 import json
@@ -304,6 +305,60 @@ def test_a_used_url_after_a_lost_answer_is_followed_not_uploaded_twice(page, sta
     page.wait_state("done", timeout=30)
     assert puts == [200, 409], puts
     assert page.root.get_attribute("data-presign-count") == "1"
+
+
+def test_failed_status_checks_after_a_put_end_in_a_retry_that_only_checks_again(page, stack, user, files, devtools):
+    """The PUT is answered 202 (scanning: the test rewrites the 200) and every status check
+    then fails. The page keeps checking for its budget (the test moves the page's clock past
+    it), says the server has the photo, and its Retry checks again instead of presigning and
+    sending the photo again."""
+    import urllib.parse
+
+    page.open(token=stack.token(user))
+    page.skewable_clock()
+    cdp = devtools()
+    failing = {"on": True}
+    puts = []
+    checks = []
+
+    def paused(params):
+        request = params["request"]
+        if request["method"] == "PUT":
+            puts.append(params.get("responseStatusCode"))
+            media_id = urllib.parse.urlsplit(request["url"]).path.rsplit("/", 1)[1]
+            body = json.dumps({"media_id": media_id, "state": "scanning"}).encode()
+            cdp.send("Fetch.fulfillRequest", {"requestId": params["requestId"], "responseCode": 202,
+                                              "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
+                                              "body": b64(body)}, wait=False)
+            return
+        if "/media/" in request["url"]:
+            checks.append(failing["on"])
+            if failing["on"]:
+                cdp.send("Fetch.failRequest", {"requestId": params["requestId"], "errorReason": "ConnectionFailed"}, wait=False)
+                return
+        cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
+
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/uploads/*", "requestStage": "Response"},
+                                           {"urlPattern": "*/media/*", "requestStage": "Request"}]})
+    page.choose(files("checks.png", png_bytes(block_image(500, 500, 100))))
+    page.wait_state("ready")
+    page.role("upload").click()
+    page.wait_for(lambda _: page.state() == "retrying" and "The server has the photo" in page.role("status").text,
+                  "the status checks to fail")
+    page.skew_clock(120_000)
+    page.wait_state("error", timeout=40)
+    assert page.role("error").text.startswith("The server has the photo, but its status could not be checked:")
+    assert page.role("retry").is_displayed()
+
+    failing["on"] = False
+    page.role("retry").click()
+    page.wait_state("done", timeout=30)
+    assert puts == [200], puts
+    assert page.root.get_attribute("data-presign-count") == "1"
+    assert page.presign_requests() == 1
+    assert checks[-1] is False and checks.count(True) >= 2, checks
+    published(page.root.get_attribute("data-avatar-url"))
 
 
 def test_a_non_image_named_jpg_shows_the_servers_415_message(page, stack, user, files):

@@ -6,7 +6,11 @@
  * (SPEC section 2, /tus/) in 1 MB chunks, one XHR each (so upload progress events work): a
  * dropped connection or an offline spell costs at most the chunk in flight, since the page asks
  * the server for its offset (HEAD) and sends only the rest. The upload URL is remembered in
- * localStorage (per user and file) so a reload resumes it too; Cancel terminates it (DELETE).
+ * localStorage (per endpoint, user and file; the file's name only hashed) until the upload ends
+ * (ready, rejected, expired), so a reload, or a Retry after the status checks failed, resumes it
+ * or just follows it; Cancel terminates it (DELETE). The page runs one upload at a time, so
+ * before it creates one it terminates the user's other remembered ones: left open, they would
+ * hold the few partial uploads the server lets a user have.
  * `data-transport` ("tus" or "put") and `data-tus-bytes-sent` on the root tell tests which way
  * a file went and how many PATCH body bytes left the browser (a cut chunk counts what its
  * progress events reported); `data-media-id`, `data-tus-offset` (the offset the server last
@@ -37,6 +41,14 @@
   const POLL_MIN_MS = 400;
   const POLL_MAX_MS = 3000;
   const POLL_GIVE_UP_MS = 10 * 60 * 1000;
+  // Once the server has the file, a failing status check is no reason to stop soon: it is tried
+  // again (these waits, the last one repeating) until it has failed for this long in a row.
+  // Time offline is not counted: the page waits for the `online` event.
+  const POLL_RETRY_MS = [1000, 2000, 4000, 8000, 15000];
+  const POLL_FAILURE_BUDGET_MS = 60000;
+  // A request that neither answers nor fails (a dead connection TCP has not noticed yet) would
+  // hold the page for minutes; given up after this, it counts as a network failure and is retried.
+  const REQUEST_TIMEOUT_MS = 20000;
   const MIN_CROP = 16;
 
   // Above this a file goes over tus. Smaller ones are one request anyway: resuming buys little.
@@ -54,12 +66,19 @@
   const TUS_OFFLINE_RECHECK_MS = 30000;
   // A connection that died without the system noticing (a Wi-Fi hand-over, a NAT that forgot
   // it) neither sends nor answers, and TCP takes many minutes to say so. A chunk whose bytes
-  // stop moving for this long is given up and resumed from the server's offset...
+  // stop moving, or whose answer does not come, for this long is given up and resumed from the
+  // server's offset (an appended chunk is answered as soon as it is on disk)...
   const TUS_STALL_MS = 45000;
-  // ...and so is one whose answer does not come: nginx gives the completing chunk's worker
-  // 120 s to render the avatar.
+  // ...except the answer to the chunk that completes the upload: nginx gives its worker 120 s
+  // to scan the image and render the avatar.
   const TUS_ANSWER_MS = 150000;
   const TUS_STORE_PREFIX = 'cameo-upload:tus:';
+  // The server keeps a partial upload 24 h (tus.lifetime_seconds); a remembered one older than
+  // that, or past its Upload-Expires, cannot be resumed. And a browser keeps only so many.
+  const TUS_STORE_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+  const TUS_STORE_MAX_ENTRIES = 20;
+  // An upload URL as the server makes them (Location: /tus/{media id}), on the endpoint's origin.
+  const TUS_URL_PATH = /^\/tus\/[0-9a-f]{32}$/;
 
   const TYPE_NAMES = { 'image/jpeg': 'JPEG', 'image/png': 'PNG', 'image/webp': 'WebP' };
   const EXTENSION_TYPES = { jpg: 'image/jpeg', jpeg: 'image/jpeg', jpe: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
@@ -74,10 +93,21 @@
     bad_crop: 'The crop square is outside the image. Choose the crop again.',
   };
 
+  const ALREADY_ON_THE_SERVER = 'The server already has the photo and may still publish it.';
+
   const formatBytes = (n) => {
     if (n >= 1048576) return `${(n / 1048576).toFixed(1)} MB`;
     if (n >= 1024) return `${Math.round(n / 1024)} KB`;
     return `${n} bytes`;
+  };
+  /** A wait as a person reads it: "40 s", "12 min", "23 h 59 min" (a Retry-After can be a day). */
+  const formatWait = (ms) => {
+    const seconds = Math.ceil(ms / 1000);
+    if (seconds < 60) return `${seconds} s`;
+    const minutes = Math.ceil(seconds / 60);
+    if (minutes < 60) return `${minutes} min`;
+    const hours = Math.floor(minutes / 60);
+    return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
   };
   const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
   const sleep = (ms, signal) => new Promise((resolve, reject) => {
@@ -118,6 +148,81 @@
     return btoa(binary);
   };
 
+  /** A short hash (FNV-1a, 32 bits, hex) of a string: tells files apart without storing a name. */
+  const shortHash = (text) => {
+    let hash = 0x811c9dc5;
+    for (const byte of new TextEncoder().encode(text)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+    return hash.toString(16).padStart(8, '0');
+  };
+
+  /** Whether `url` is an upload URL of the tus endpoint on `origin`. A remembered URL gets the
+   * user's token, so one that anything else left in localStorage (or edited there) is not used. */
+  const isTusUrl = (url, origin) => {
+    try {
+      const parsed = new URL(url);
+      return parsed.origin === origin && TUS_URL_PATH.test(parsed.pathname) && !parsed.search && !parsed.hash;
+    } catch {
+      return false;
+    }
+  };
+
+  /** A signal for one request: aborted when `signal` is (the user cancelled) or after `ms`.
+   * `timedOut()` tells the two apart; `release()` stops the timer once the answer is read. */
+  const timeLimited = (signal, ms) => {
+    if (typeof AbortSignal.any === 'function' && typeof AbortSignal.timeout === 'function') {
+      const timeout = AbortSignal.timeout(ms);
+      return {
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        timedOut: () => timeout.aborted,
+        release: () => {},
+      };
+    }
+    // Browsers without AbortSignal.any: a controller of our own that follows the caller's.
+    const controller = new AbortController();
+    let expired = false;
+    const timer = setTimeout(() => { expired = true; controller.abort(); }, ms);
+    const follow = () => controller.abort();
+    if (signal && signal.aborted) controller.abort();
+    else if (signal) signal.addEventListener('abort', follow, { once: true });
+    return {
+      signal: controller.signal,
+      timedOut: () => expired,
+      release: () => { clearTimeout(timer); if (signal) signal.removeEventListener('abort', follow); },
+    };
+  };
+
+  /** fetch, with REQUEST_TIMEOUT_MS for the answer and its body: resolves with the response and
+   * the body's text. The user's abort (`signal`) is Cancelled, even when the answer has come;
+   * no answer in time or a network failure is Transient. */
+  const fetchText = async (url, init, signal) => {
+    const limit = timeLimited(signal, REQUEST_TIMEOUT_MS);
+    const failure = () => {
+      if (signal && signal.aborted) return new Cancelled();
+      return new Transient(limit.timedOut() ? 'The server did not answer in time.' : 'The network connection failed.');
+    };
+    try {
+      let response;
+      try {
+        response = await fetch(url, { ...init, signal: limit.signal });
+      } catch {
+        throw failure();
+      }
+      let text = '';
+      if (init.method !== 'HEAD') {
+        try {
+          text = await response.text();
+        } catch {
+          // Cut by a cancel or the time limit: say so. Otherwise the status is all there is.
+          if ((signal && signal.aborted) || limit.timedOut()) throw failure();
+        }
+      }
+      if (signal && signal.aborted) throw new Cancelled();
+      return { response, text };
+    } finally {
+      limit.release();
+    }
+  };
+
   /** The `sub` of a JWT, unverified: only to keep one user's remembered uploads from another's. */
   const tokenSubject = (token) => {
     try {
@@ -135,6 +240,7 @@
     get(key) { try { return parseJSON(window.localStorage.getItem(key)); } catch { return null; } },
     set(key, value) { try { window.localStorage.setItem(key, JSON.stringify(value)); } catch { /* see above */ } },
     remove(key) { try { window.localStorage.removeItem(key); } catch { /* see above */ } },
+    keys(prefix) { try { return Object.keys(window.localStorage).filter((key) => key.startsWith(prefix)); } catch { return []; } },
   };
 
   /** Resolves after `ms`, or as soon as the browser comes back online. */
@@ -161,15 +267,19 @@
       throw new Transient(message, retryAfterMs(retryAfter));
     }
     // Another body is still open on this URL (often the previous attempt's connection, which
-    // nginx has not yet seen drop), or too many uploads are open: wait as told, then try again.
-    if (status === 429 && error.code === 'too_many_connections') {
+    // nginx has not yet seen drop), too many uploads are open, or nginx's per-IP limit was hit
+    // (rate_limited without the per-user `limit`, Retry-After 1): wait as told, then try again.
+    // The per-user limit can last a minute, so that one is the user's to retry.
+    const addressLimited = error.code === 'rate_limited' && error.limit === undefined;
+    if (status === 429 && (error.code === 'too_many_connections' || addressLimited)) {
       throw new Transient(error.message || 'The server is busy.', retryAfterMs(retryAfter));
     }
     let message = error.message || `${what} failed (${status}).`;
     if (status === 401) message += ' Please sign in again.';
     if (status === 429) {
-      const wait = Math.ceil(retryAfterMs(retryAfter) / 1000);
-      if (wait > 0) message += ` Try again in ${wait} s.`;
+      // Up to a day for too_many_partial_uploads (until the oldest one expires).
+      const wait = retryAfterMs(retryAfter);
+      if (wait > 0) message += ` Try again in ${formatWait(wait)}.`;
     }
     throw new Refused(message, status, error.code, status === 429);
   };
@@ -188,6 +298,12 @@
       this.presignCount = 0;
       this.userId = null;        // learnt from the current avatar when no token names the user
       this.tusBytesSent = 0;     // PATCH body bytes sent for the chosen file, resumed runs included
+      this.tusCreateCount = 0;   // tus creations for the chosen file
+      // Where uploads are created; the upload URLs it hands out are on its origin.
+      this.tusEndpoint = new URL(`${this.baseUrl}/tus/`, window.location.href);
+      this.cancelledRun = null;  // the run Cancel stopped last, while its status is still shown
+      this.unfinishedPoll = null; // a PUT whose status checks failed: Retry only checks again
+      Uploader.tusForgetStale();
       this.bind();
       this.setState('idle');
       this.loadCurrent();
@@ -217,17 +333,10 @@
       const headers = { Accept: 'application/json' };
       if (body !== undefined) headers['Content-Type'] = 'application/json';
       if (this.token) headers.Authorization = `Bearer ${this.token}`;
-      let response;
-      try {
-        response = await fetch(this.baseUrl + path, {
-          method, headers, signal, credentials: 'same-origin', cache: 'no-store',
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
-      } catch (err) {
-        if (signal && signal.aborted) throw new Cancelled();
-        throw new Transient('The network connection failed.');
-      }
-      const text = await response.text().catch(() => '');
+      const { response, text } = await fetchText(this.baseUrl + path, {
+        method, headers, credentials: 'same-origin', cache: 'no-store',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }, signal);
       return { status: response.status, body: parseJSON(text), retryAfter: response.headers.get('Retry-After') };
     }
 
@@ -297,10 +406,14 @@
       this.crop = null;
       this.el['crop-section'].hidden = true;
       this.el.upload.disabled = true;
+      this.cancelledRun = null;
+      this.unfinishedPoll = null;
+      // The test hooks describe the chosen file's upload.
       this.tusBytesSent = 0;
-      delete this.root.dataset.tusBytesSent;
-      delete this.root.dataset.transport;
-      delete this.root.dataset.mediaId;
+      this.tusCreateCount = 0;
+      for (const hook of ['tusBytesSent', 'tusOffset', 'tusCreateCount', 'progressMax', 'transport', 'mediaId']) {
+        delete this.root.dataset[hook];
+      }
       this.setState('checking');
 
       const type = LIMITS.types.includes(file.type) ? file.type
@@ -519,8 +632,16 @@
       this.error('');
       this.el.retry.hidden = true;
       const transport = this.image.blob.size > TUS_THRESHOLD ? 'tus' : 'put';
-      const run = { controller: new AbortController(), xhr: null, presigned: null, mediaId: null, polling: false, started: 0, transport, tus: null };
+      const run = { controller: new AbortController(), xhr: null, presigned: null, mediaId: null, polling: false, started: 0, transport, tus: null, tusFailures: 0 };
+      // The server has this very photo and crop from a PUT whose status checks failed: follow it
+      // rather than send it again. (tus finds its upload again by the remembered URL.)
+      const unfinished = this.unfinishedPoll;
+      this.unfinishedPoll = null;
+      if (unfinished && unfinished.image === this.image && unfinished.crop === JSON.stringify(this.crop)) {
+        Object.assign(run, { mediaId: unfinished.mediaId, started: unfinished.started, polling: true });
+      }
       this.run = run;
+      this.cancelledRun = null;
       this.root.dataset.transport = transport;
       this.setBusy(true);
       this.progress('Uploading', 0);
@@ -532,8 +653,8 @@
             return;
           } catch (err) {
             // tus retries its own transfer (from the server's offset, for as long as the
-            // browser is offline); only its polling afterwards is retried here.
-            const ownRetries = run.transport === 'tus' && !run.polling;
+            // browser is offline), and polling its own status checks.
+            const ownRetries = run.transport === 'tus' || run.polling;
             if (err instanceof Transient && !ownRetries && attempt < RETRY_DELAYS_MS.length) {
               const delay = Math.min(MAX_RETRY_AFTER_MS, Math.max(RETRY_DELAYS_MS[attempt], err.retryAfterMs));
               this.setState('retrying');
@@ -549,7 +670,13 @@
         this.setState('error');
         this.status('');
         this.el['progress-wrap'].hidden = true;
-        if (err instanceof Transient) {
+        if (err instanceof Transient && run.polling) {
+          this.error(`The server has the photo, but its status could not be checked: ${err.message} Choose Retry to check again.`);
+          this.el.retry.hidden = false;
+          if (run.transport === 'put') {
+            this.unfinishedPoll = { image: this.image, crop: JSON.stringify(this.crop), mediaId: run.mediaId, started: run.started };
+          }
+        } else if (err instanceof Transient) {
           this.error(`The upload did not go through: ${err.message} Choose Retry to try again.`);
           this.el.retry.hidden = false;
         } else {
@@ -570,8 +697,7 @@
       if (run.polling) { await this.poll(run); return; }
       if (run.transport === 'tus') {
         await this.tusUpload(run);
-        // Polling from here on: a failure of this GET is retried by polling again.
-        await this.poll(run, await this.mediaState(run));
+        await this.poll(run);
         return;
       }
       for (let fresh = 0; ; fresh += 1) {
@@ -621,7 +747,6 @@
         });
         xhr.addEventListener('load', () => resolve({ status: xhr.status, body: parseJSON(xhr.responseText), retryAfter: xhr.getResponseHeader('Retry-After') }));
         xhr.addEventListener('error', () => reject(new Transient('The network connection failed during the upload.')));
-        xhr.addEventListener('timeout', () => reject(new Transient('The upload timed out.')));
         xhr.addEventListener('abort', () => reject(new Cancelled()));
         xhr.send(this.image.blob);
       });
@@ -644,12 +769,59 @@
 
     // ---- resumable upload (tus 1.0.0) ------------------------------------------------------
 
-    /** Where this file's upload URL is remembered: per user (a shared browser must not offer one
-     * user's upload to another) and per file as the browser sees it. */
+    /** Whose uploads these are: a shared browser must not offer one user's upload to another. */
+    tusUser() {
+      return (this.token && tokenSubject(this.token)) || this.userId || 'session';
+    }
+
+    /** Where this file's upload URL is remembered: per endpoint (its origin), per user, and per
+     * file as the browser sees it (size, modification time, type, and a hash of the name: the
+     * name itself has no business staying in localStorage after the upload). */
     tusKey() {
       const file = this.image.file || this.image.blob;
-      const user = (this.token && tokenSubject(this.token)) || this.userId || 'session';
-      return TUS_STORE_PREFIX + JSON.stringify([user, file.name || '', file.size, file.lastModified || 0]);
+      return TUS_STORE_PREFIX + JSON.stringify([
+        this.tusEndpoint.origin, this.tusUser(), file.size, file.lastModified || 0, file.type || '', shortHash(file.name || ''),
+      ]);
+    }
+
+    /** What a key names, [origin, user, size, lastModified, type, name hash], or null. */
+    static tusKeyParts(key) {
+      const parts = parseJSON(key.slice(TUS_STORE_PREFIX.length));
+      const named = Array.isArray(parts) && parts.length === 6 && typeof parts[0] === 'string' && typeof parts[1] === 'string';
+      return named ? parts : null;
+    }
+
+    /** Forgets the remembered uploads that cannot be resumed: unreadable ones (an older page's
+     * among them), those whose URL is not an upload URL on their key's origin, those older than
+     * an upload lives or past their Upload-Expires; and all but the newest TUS_STORE_MAX_ENTRIES. */
+    static tusForgetStale() {
+      const now = Date.now();
+      const kept = [];
+      for (const key of store.keys(TUS_STORE_PREFIX)) {
+        const parts = Uploader.tusKeyParts(key);
+        const saved = store.get(key);
+        const createdAt = saved ? Number(saved.createdAt) : NaN;
+        const usable = parts !== null && saved !== null && isTusUrl(saved.url, parts[0])
+          && Number.isFinite(createdAt) && now - createdAt < TUS_STORE_MAX_AGE_MS
+          && !(Date.parse(saved.expires) <= now);
+        if (usable) kept.push({ key, createdAt });
+        else store.remove(key);
+      }
+      kept.sort((a, b) => b.createdAt - a.createdAt);
+      for (const { key } of kept.slice(TUS_STORE_MAX_ENTRIES)) store.remove(key);
+    }
+
+    /** The upload remembered under `key` if it may be used here; any other is forgotten. */
+    tusSaved(key) {
+      const saved = store.get(key);
+      if (saved && isTusUrl(saved.url, this.tusEndpoint.origin)) return saved;
+      store.remove(key);
+      return null;
+    }
+
+    /** The run's upload ended (ready, rejected, expired): nothing left to resume or follow. */
+    tusForget(run) {
+      if (run.tus) store.remove(run.tus.key);
     }
 
     tusHeaders(extra = {}) {
@@ -658,18 +830,12 @@
       return headers;
     }
 
-    async tusFetch(method, url, headers, signal, keepalive = false) {
-      let response;
-      try {
-        response = await fetch(url, {
-          method, signal, keepalive, credentials: 'same-origin', cache: 'no-store',
-          headers: this.tusHeaders({ Accept: 'application/json', ...headers }),
-        });
-      } catch {
-        if (signal && signal.aborted) throw new Cancelled();
-        throw new Transient('The network connection failed.');
-      }
-      const text = method === 'HEAD' ? '' : await response.text().catch(() => '');
+    /** HEAD, POST or DELETE (a PATCH goes by XHR, for its progress events). */
+    async tusFetch(method, url, headers, { signal, keepalive = false } = {}) {
+      const { response, text } = await fetchText(url, {
+        method, keepalive, credentials: 'same-origin', cache: 'no-store',
+        headers: this.tusHeaders({ Accept: 'application/json', ...headers }),
+      }, signal);
       return { status: response.status, body: parseJSON(text), retryAfter: response.headers.get('Retry-After'), headers: response.headers };
     }
 
@@ -677,21 +843,22 @@
      * Sends the file over tus, each chunk from the offset the server has, until the last byte is
      * in (then `poll` follows the upload as it does a PUT's). Transient failures are retried
      * here, from the server's offset: while the browser is offline for as long as that lasts,
-     * while it is online with a backoff and then a give-up (Retry resumes later).
+     * while it is online with a backoff and then a give-up (Retry resumes later). The backoff
+     * starts over whenever the server's offset moves forward.
      */
     async tusUpload(run) {
       const signal = run.controller.signal;
-      let failures = 0;
       let recreated = false;
       for (;;) {
+        if (signal.aborted) throw new Cancelled();
         try {
           if (!run.tus) await this.tusOpen(run);
           if (run.tus.verify) await this.tusHead(run);
           if (run.tus.offset >= run.tus.length) break;
-          const before = run.tus.offset;
           if (await this.tusPatch(run)) break;
-          if (run.tus.offset > before) failures = 0;
         } catch (err) {
+          // A cancelled run says nothing more: the page shows the cancel.
+          if (signal.aborted) throw new Cancelled();
           if (err instanceof TusGone && !recreated) {
             // Expired, swept or terminated elsewhere: the server has none of its bytes any
             // more, so start a new upload, once.
@@ -705,9 +872,9 @@
           // The chunk in flight may or may not have arrived: ask before sending more.
           if (run.tus) run.tus.verify = true;
           if (!navigator.onLine) { await this.tusWaitOnline(run); continue; }
-          if (failures >= TUS_BACKOFF_MS.length) throw err;
-          const delay = Math.min(MAX_RETRY_AFTER_MS, Math.max(TUS_BACKOFF_MS[failures], err.retryAfterMs));
-          failures += 1;
+          if (run.tusFailures >= TUS_BACKOFF_MS.length) throw err;
+          const delay = Math.min(MAX_RETRY_AFTER_MS, Math.max(TUS_BACKOFF_MS[run.tusFailures], err.retryAfterMs));
+          run.tusFailures += 1;
           this.setState('retrying');
           const from = run.tus && run.tus.offset > 0 ? `Continuing from ${formatBytes(run.tus.offset)}` : 'Trying again';
           this.status(`${err.message} ${from} in ${Math.ceil(delay / 1000)} s…`);
@@ -715,33 +882,36 @@
           await pause(delay, signal);
         }
       }
-      // The last byte is in: the upload is the pipeline's now, and the remembered URL has done
-      // its job (a HEAD would only report the whole length).
+      // The last byte is in: the upload is the pipeline's now. It stays remembered until polling
+      // sees it end, so that a Retry after failed status checks (or a reload) finds it complete
+      // (HEAD) and follows it instead of sending the file again.
       if (!run.started) run.started = performance.now();   // resumed with nothing left to send
-      store.remove(run.tus.key);
       run.polling = true;
       this.progress('Uploaded', 100);
     }
 
-    /** Waits for the `online` event (or looks again now and then): sending now would only fail. */
-    async tusWaitOnline(run) {
+    /** Waits for the `online` event (or looks again now and then): asking now would only fail. */
+    async waitOnline(run, text) {
       this.setState('retrying');
-      if (run.tus) {
-        this.status(`You are offline. The upload will continue from ${formatBytes(run.tus.offset)} when the connection is back.`);
-        this.tusProgress(run, run.tus.offset, 'Paused');
-      } else {
-        this.status('You are offline. The upload will start when the connection is back.');
-      }
+      this.status(text);
       await pause(TUS_OFFLINE_RECHECK_MS, run.controller.signal);
+    }
+
+    async tusWaitOnline(run) {
+      if (run.tus) this.tusProgress(run, run.tus.offset, 'Paused');
+      await this.waitOnline(run, run.tus
+        ? `You are offline. The upload will continue from ${formatBytes(run.tus.offset)} when the connection is back.`
+        : 'You are offline. The upload will start when the connection is back.');
     }
 
     /** Resumes the upload remembered for this file and crop (HEAD), or creates one (POST). */
     async tusOpen(run) {
+      const signal = run.controller.signal;
       const key = this.tusKey();
       const { blob, type } = this.image;
       const crop = this.crop ? { ...this.crop } : null;
-      const saved = store.get(key);
-      if (saved && typeof saved.url === 'string') {
+      const saved = this.tusSaved(key);
+      if (saved) {
         const expired = Date.parse(saved.expires) <= Date.now();
         const same = saved.length === blob.size && saved.type === type && JSON.stringify(saved.crop || null) === JSON.stringify(crop);
         if (same && !expired) {
@@ -763,39 +933,55 @@
         store.remove(key);
       }
 
-      this.setState('presigning');
+      this.setState('uploading');
       this.status('Preparing the upload…');
+      await this.tusTerminateOthers(key);
+      if (signal.aborted) throw new Cancelled();
       const metadata = [['filetype', type], ['filename', this.image.name]];
       if (crop) metadata.push(['crop', JSON.stringify(crop)]);
-      this.tusCreateCount = (this.tusCreateCount || 0) + 1;
+      this.tusCreateCount += 1;
       this.root.dataset.tusCreateCount = String(this.tusCreateCount);
-      const answer = await this.tusFetch('POST', `${this.baseUrl}/tus/`, {
+      // Not aborted by Cancel: an upload the server creates is then known, and terminated below,
+      // instead of holding one of the user's few partial uploads until it expires.
+      const answer = await this.tusFetch('POST', this.tusEndpoint.href, {
         'Upload-Length': String(blob.size),
         'Upload-Metadata': metadata.map(([name, value]) => `${name} ${base64Utf8(value)}`).join(','),
-      }, run.controller.signal);
-      classify(answer.status, answer.body, answer.retryAfter, 'Preparing the upload');
-      const location = answer.headers.get('Location');
-      if (!location) throw new Transient('The server did not say where to send the file.');
+      });
       // Relative to the URL the creation went to, so the chunks follow it to the same origin
       // (the page's CSP allows only its own, and the cookie goes only there).
-      const url = new URL(location, new URL(`${this.baseUrl}/tus/`, window.location.href)).href;
+      const location = answer.status >= 200 && answer.status < 300 ? answer.headers.get('Location') : null;
+      let url = null;
+      try { url = location ? new URL(location, this.tusEndpoint).href : null; } catch { /* unusable, as none */ }
+      const usable = url !== null && isTusUrl(url, this.tusEndpoint.origin);
+      if (signal.aborted) {
+        if (usable) this.tusDelete(url);
+        throw new Cancelled();
+      }
+      classify(answer.status, answer.body, answer.retryAfter, 'Preparing the upload');
+      // Without a usable Location there is nowhere to send the file, and creating again would
+      // only leave more unfinished uploads behind (the server counts them): a refusal.
+      if (!usable) {
+        throw new Refused('The server did not say where to send the file, so the upload cannot go on. Please try again later.', answer.status, 'no_location');
+      }
       this.tusUse(run, key, url, blob.size);
       run.tus.verify = false;
       this.tusMoved(run, 0);
-      store.set(key, { url, length: blob.size, type, crop, expires: answer.headers.get('Upload-Expires') });
+      store.set(key, { url, length: blob.size, type, crop, expires: answer.headers.get('Upload-Expires'), createdAt: Date.now() });
     }
 
     tusUse(run, key, url, length) {
-      run.tus = { key, url, length, offset: 0, verify: true };
+      run.tus = { key, url, length, offset: 0, verify: true, completing: false };
       run.mediaId = decodeURIComponent(new URL(url).pathname.split('/').pop());
       this.root.dataset.mediaId = run.mediaId;
     }
 
     /** HEAD: the offset the server has, the only one worth continuing from. */
     async tusHead(run) {
-      const answer = await this.tusFetch('HEAD', run.tus.url, {}, run.controller.signal);
+      const answer = await this.tusFetch('HEAD', run.tus.url, {}, { signal: run.controller.signal });
       // 403: another user's (a remembered URL in a shared browser); 404, 410: gone.
       if ([403, 404, 410].includes(answer.status)) throw new TusGone();
+      // No body says which limit it was (nginx's per-IP one, most likely): wait as told.
+      if (answer.status === 429) throw new Transient('The server is busy.', retryAfterMs(answer.retryAfter));
       classify(answer.status, {}, answer.retryAfter, 'Checking the upload');
       const offset = Number(answer.headers.get('Upload-Offset') ?? NaN);
       const length = Number(answer.headers.get('Upload-Length') ?? NaN);
@@ -805,8 +991,12 @@
       this.tusMoved(run, offset);
     }
 
-    /** The server confirmed `offset` bytes. */
+    /** The server confirmed `offset` bytes (after a PATCH, a HEAD or a 409). */
     tusMoved(run, offset) {
+      // Progress: the failures before it say nothing about the next chunk.
+      if (offset > run.tus.offset) run.tusFailures = 0;
+      // Short of the length: the completing chunk, if it was sent, did not arrive.
+      if (offset < run.tus.length) run.tus.completing = false;
       run.tus.offset = offset;
       this.root.dataset.tusOffset = String(offset);
       this.tusProgress(run, offset);
@@ -824,9 +1014,25 @@
 
     /** PATCHes one chunk at the server's offset; resolves true once the last byte is in. */
     async tusPatch(run) {
-      const tus = run.tus;
-      const start = tus.offset;
-      const chunk = this.image.blob.slice(start, Math.min(start + TUS_CHUNK, tus.length));
+      const start = run.tus.offset;
+      const chunk = this.image.blob.slice(start, Math.min(start + TUS_CHUNK, run.tus.length));
+      const answer = await this.tusSendChunk(run, start, chunk);
+      if (run.controller.signal.aborted) throw new Cancelled();
+      return this.tusApplyAnswer(run, start, answer);
+    }
+
+    /** Sends one chunk in one XHR (so upload progress events work) and resolves with the
+     * answer. A chunk cut by the browser going offline, one whose bytes stop moving, and the
+     * completing one when its answer does not come are given up (Transient): the caller then
+     * asks the server's offset and continues from there. */
+    tusSendChunk(run, start, chunk) {
+      const { tus } = run;
+      const signal = run.controller.signal;
+      if (signal.aborted) return Promise.reject(new Cancelled());
+      // The chunk that completes the upload is answered once the server has scanned the image
+      // and rendered the avatar (nginx gives that 120 s); any other once it is on disk.
+      const completes = start + chunk.size === tus.length;
+      if (completes) tus.completing = true;
       this.setState('uploading');
       // Once, not per chunk: the status is a live region, read out on each change.
       if (this.el.status.textContent !== 'Uploading…') this.status('Uploading…');
@@ -838,52 +1044,78 @@
         this.tusBytesSent += more;
         this.root.dataset.tusBytesSent = String(this.tusBytesSent);
       };
-      const answer = await new Promise((resolve, reject) => {
+      return new Promise((resolve, reject) => {
         const xhr = new XMLHttpRequest();
         run.xhr = xhr;
         let lost = null;   // why the page aborted it, when it did
+        let moved = performance.now();
+        let bodySent = false;
         // A connection the system reports gone will not deliver the rest of the chunk; waiting
         // for TCP to notice could hold the upload for minutes.
         const onOffline = () => { lost = 'The browser went offline during the upload.'; xhr.abort(); };
-        window.addEventListener('offline', onOffline);
-        let moved = performance.now();
-        let bodySent = false;
+        const onCancel = () => xhr.abort();
         const watchdog = setInterval(() => {
-          if (performance.now() - moved > (bodySent ? TUS_ANSWER_MS : TUS_STALL_MS)) {
+          const limit = bodySent && completes ? TUS_ANSWER_MS : TUS_STALL_MS;
+          if (performance.now() - moved > limit) {
             lost = bodySent ? 'The server did not answer.' : 'The connection stalled during the upload.';
             xhr.abort();
           }
         }, 1000);
-        const settle = (handler) => () => {
+        window.addEventListener('offline', onOffline);
+        signal.addEventListener('abort', onCancel);
+        let settled = false;
+        const settle = (outcome) => () => {
+          if (settled) return;
+          settled = true;
           window.removeEventListener('offline', onOffline);
+          signal.removeEventListener('abort', onCancel);
           clearInterval(watchdog);
           if (run.xhr === xhr) run.xhr = null;
-          handler();
+          outcome();
         };
-        xhr.open('PATCH', tus.url);
-        const headers = this.tusHeaders({ 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(start) });
-        for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
         xhr.upload.addEventListener('progress', (e) => {
           moved = performance.now();
           count(e.loaded);
           this.tusProgress(run, start + sent);
         });
-        xhr.upload.addEventListener('load', () => { moved = performance.now(); bodySent = true; });
-        xhr.addEventListener('load', settle(() => resolve({
-          status: xhr.status,
-          body: parseJSON(xhr.responseText),
-          retryAfter: xhr.getResponseHeader('Retry-After'),
-          offset: xhr.getResponseHeader('Upload-Offset'),
-          mediaState: xhr.getResponseHeader('Cameo-Media-State'),
-        })));
+        xhr.upload.addEventListener('load', () => {
+          moved = performance.now();
+          bodySent = true;
+          if (completes) {
+            // All bytes are out; what remains is the server's scan and rendering.
+            this.setState('processing');
+            this.status('Processing…');
+            this.progress('Processing…', null);
+          }
+        });
+        xhr.addEventListener('load', settle(() => {
+          if (xhr.status >= 200 && xhr.status < 300) count(chunk.size);   // all of it went, whatever the progress events said
+          resolve({
+            status: xhr.status,
+            body: parseJSON(xhr.responseText),
+            retryAfter: xhr.getResponseHeader('Retry-After'),
+            offset: xhr.getResponseHeader('Upload-Offset'),
+            mediaState: xhr.getResponseHeader('Cameo-Media-State'),
+          });
+        }));
         xhr.addEventListener('error', settle(() => reject(new Transient('The connection was lost during the upload.'))));
-        xhr.addEventListener('timeout', settle(() => reject(new Transient('The upload timed out.'))));
         xhr.addEventListener('abort', settle(() => reject(lost ? new Transient(lost) : new Cancelled())));
-        xhr.send(chunk);
+        try {
+          xhr.open('PATCH', tus.url);
+          const headers = this.tusHeaders({ 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(start) });
+          for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+          xhr.send(chunk);
+        } catch (err) {
+          // Nothing went; the watchdog and the listeners must not outlive the attempt.
+          settle(() => reject(new Transient(`The upload could not be sent (${err.message}).`)))();
+        }
       });
+    }
 
+    /** Acts on the answer to the chunk sent at `start`: true once the last byte is in. */
+    tusApplyAnswer(run, start, answer) {
+      const { tus } = run;
       if (answer.status >= 200 && answer.status < 300) {
-        count(chunk.size);   // all of it went, whatever the progress events said
         const offset = answer.offset === null ? NaN : Number(answer.offset);
         if (!Number.isInteger(offset) || offset <= start || offset > tus.length) {
           throw new Transient('The server answered without a usable offset.');
@@ -906,17 +1138,53 @@
       // Busy or rate limited: the bytes are safe on the server, so wait as told and go on.
       if (answer.status === 429) throw new Transient(error.message || 'The server is busy.', retryAfterMs(answer.retryAfter));
       if (answer.mediaState === 'rejected' || [413, 415, 422].includes(answer.status)) {
-        store.remove(tus.key);   // the file itself was refused: resuming it cannot help
+        // The file itself was refused, for good: resuming it cannot help. The server's words,
+        // as for a refused PUT, or the page's for the reason (as polling gives them).
+        store.remove(tus.key);
+        const reason = error.code || 'unknown reason';
+        throw new Refused(error.message || REJECT_MESSAGES[error.code] || `The upload was rejected (${reason}).`, answer.status, error.code);
       }
       classify(answer.status, answer.body, answer.retryAfter, 'The upload');
       throw new Transient(`The upload got an unexpected answer (${answer.status}).`);
     }
 
-    /** Termination (DELETE), best effort: the sweeper removes what this misses once the upload
-     * expires. keepalive, so it is still sent when the page is closing. */
+    /** Termination of an upload this page gives up: forgotten at once, then DELETE (see
+     * tusDelete for what the promise says). */
     tusTerminate(tus) {
       store.remove(tus.key);
-      this.tusFetch('DELETE', tus.url, {}, undefined, true).catch(() => {});
+      return this.tusDelete(tus.url);
+    }
+
+    /** DELETE; resolves with what became of the upload: 'gone' (terminated, or gone already),
+     * 'decided' (complete, so the pipeline's: 409 already_decided) or 'unknown' (no answer; the
+     * sweeper removes it once it expires). keepalive, so it is still sent when the page closes. */
+    async tusDelete(url) {
+      let answer;
+      try {
+        answer = await this.tusFetch('DELETE', url, {}, { keepalive: true });
+      } catch {
+        return 'unknown';
+      }
+      if ([204, 404, 410].includes(answer.status)) return 'gone';
+      const code = answer.body && answer.body.error && answer.body.error.code;
+      return answer.status === 409 && code === 'already_decided' ? 'decided' : 'unknown';
+    }
+
+    /** Before a creation: terminates the user's other remembered uploads on this endpoint. The
+     * page runs one upload at a time, and left open they would hold the few partial uploads a
+     * user may have (3; the fourth creation is refused for a day). One that got no answer stays
+     * remembered, to be tried again next time. */
+    async tusTerminateOthers(key) {
+      const [origin, user] = Uploader.tusKeyParts(key);
+      const others = store.keys(TUS_STORE_PREFIX).filter((other) => {
+        const parts = other !== key ? Uploader.tusKeyParts(other) : null;
+        return parts !== null && parts[0] === origin && parts[1] === user;
+      });
+      await Promise.all(others.map(async (other) => {
+        const saved = this.tusSaved(other);
+        if (saved && (await this.tusDelete(saved.url)) === 'unknown') return;
+        store.remove(other);
+      }));
     }
 
     async mediaState(run) {
@@ -924,19 +1192,29 @@
       return classify(answer.status, answer.body, answer.retryAfter, 'Checking the upload');
     }
 
-    /** Follows the upload until it is ready or rejected. */
-    async poll(run, first) {
+    /** Follows the upload until it is ready or rejected. The server has the file by now, so a
+     * status check that fails is tried again: for as long as the browser is offline, and then
+     * until the checks have failed for POLL_FAILURE_BUDGET_MS in a row (Retry checks again). */
+    async poll(run, first = null) {
       run.polling = true;
+      const signal = run.controller.signal;
+      const since = performance.now();
       let info = first;
       let delay = POLL_MIN_MS;
-      const since = performance.now();
+      let waitFirst = first !== null;   // with no answer yet, ask at once
+      let failures = 0;
+      let failingSince = 0;
       for (;;) {
         if (info) {
-          if (info.state === 'ready' && info.avatar_url) { this.finish(run, info); return; }
+          if (info.state === 'ready' && info.avatar_url) { this.tusForget(run); this.finish(run, info); return; }
           if (info.state === 'rejected') {
+            this.tusForget(run);
             throw new Refused(REJECT_MESSAGES[info.reject_reason] || `The upload was rejected (${info.reject_reason || 'unknown reason'}).`, 422, info.reject_reason);
           }
-          if (info.state === 'expired') throw new Refused('The upload link expired before the file arrived. Please upload again.', 410, 'expired');
+          if (info.state === 'expired') {
+            this.tusForget(run);
+            throw new Refused('The upload link expired before the file arrived. Please upload again.', 410, 'expired');
+          }
           const scanning = info.state === 'received' || info.state === 'scanning';
           this.setState(scanning ? 'scanning' : 'processing');
           this.status(scanning ? 'Scanning…' : 'Processing…');
@@ -945,9 +1223,32 @@
         if (performance.now() - since > POLL_GIVE_UP_MS) {
           throw new Refused('The server is still checking the picture. It will appear here once it is ready; reload the page later.', 0, 'slow');
         }
-        await sleep(delay, run.controller.signal);
-        delay = Math.min(POLL_MAX_MS, delay * 1.5);
-        info = await this.mediaState(run);   // a network error or 5xx here retries the poll, not the upload
+        if (waitFirst) {
+          await sleep(delay, signal);
+          delay = Math.min(POLL_MAX_MS, delay * 1.5);
+        }
+        waitFirst = true;
+        try {
+          info = await this.mediaState(run);
+          failures = 0;
+        } catch (err) {
+          if (!(err instanceof Transient)) throw err;
+          info = null;
+          if (!navigator.onLine) {
+            failures = 0;   // time offline is not counted
+            await this.waitOnline(run, 'You are offline. The server has the photo; the page will check on it when the connection is back.');
+            waitFirst = false;
+            continue;
+          }
+          if (failures === 0) failingSince = performance.now();
+          else if (performance.now() - failingSince > POLL_FAILURE_BUDGET_MS) throw err;
+          const wait = Math.min(MAX_RETRY_AFTER_MS, Math.max(POLL_RETRY_MS[Math.min(failures, POLL_RETRY_MS.length - 1)], err.retryAfterMs));
+          failures += 1;
+          this.setState('retrying');
+          this.status(`${err.message} The server has the photo; checking on it again in ${Math.ceil(wait / 1000)} s…`);
+          await pause(wait, signal);   // or as soon as the browser is back online
+          waitFirst = false;
+        }
       }
     }
 
@@ -973,16 +1274,27 @@
       if (run.xhr) run.xhr.abort();
       // The bytes the server has of an unfinished tus upload go too; once complete, the upload
       // is the pipeline's (a DELETE would get 409), as a PUT's is.
-      if (run.tus && !run.polling) this.tusTerminate(run.tus);
+      const terminated = run.tus && !run.polling ? this.tusTerminate(run.tus) : null;
       this.setBusy(false);
       this.el['progress-wrap'].hidden = true;
       this.setState('cancelled');
-      if (!silent) {
-        this.status(run.polling
-          ? 'Stopped waiting. The server already has the photo and may still publish it.'
-          : 'Upload cancelled.');
-        this.el.upload.focus();
+      if (silent) return;
+      this.el.upload.focus();
+      if (run.polling) {
+        this.status(`Stopped waiting. ${ALREADY_ON_THE_SERVER}`);
+        return;
       }
+      // The completing chunk may have arrived whole before the cut: then the photo is on its way
+      // to being published, and only the DELETE's answer (409 already_decided) says so.
+      const lastChunk = terminated !== null && run.tus.completing;
+      this.status(lastChunk ? 'Cancelling…' : 'Upload cancelled.');
+      if (!terminated) return;
+      this.cancelledRun = run;
+      terminated.then((outcome) => {
+        if (this.cancelledRun !== run || this.run) return;   // another file or upload since
+        const text = outcome === 'decided' ? `Stopped waiting. ${ALREADY_ON_THE_SERVER}` : 'Upload cancelled.';
+        if (this.el.status.textContent !== text) this.status(text);
+      });
     }
   }
 
