@@ -109,6 +109,20 @@ def largest_drop(values):
     return max([0] + [a - b for a, b in zip(values, values[1:])])
 
 
+def intercept_tus(cdp, paused, stage):
+    """Routes the page's tus requests through `paused` (DevTools Fetch) at `stage`: Request,
+    before they are sent, or Response, before the page sees the answer."""
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": stage}]})
+
+
+def start_upload(page, path):
+    """Chooses the file, waits for the crop to be ready, and presses Upload."""
+    page.choose(path)
+    page.wait_state("ready")
+    page.role("upload").click()
+
+
 @pytest.fixture
 def partials(stack):
     """Registers (token, media id) of the uploads a test starts; whatever of them is still partial
@@ -254,11 +268,8 @@ def test_a_lost_answer_and_a_stale_offset_are_settled_by_the_server(page, stack,
         else:
             cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
 
-    cdp.on("Fetch.requestPaused", paused)
-    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Response"}]})
-    page.choose(files("lost.jpg", data))
-    page.wait_state("ready")
-    page.role("upload").click()
+    intercept_tus(cdp, paused, "Response")
+    start_upload(page, files("lost.jpg", data))
     partials(token, media_id_of(page))
     page.wait_state("retrying")
     assert "Lost." in page.role("status").text
@@ -333,9 +344,7 @@ def test_the_chunks_stay_on_the_origin_the_page_was_reached_at(page, stack, user
     page.driver.get(stack.page_url.replace("127.0.0.1", "localhost") + f"#token={token}")
     page.root = page.driver.find_element(By.ID, "cameo-upload")
     page.wait_state("idle")
-    page.choose(files("elsewhere.jpg", data))
-    page.wait_state("ready")
-    page.role("upload").click()
+    start_upload(page, files("elsewhere.jpg", data))
     partials(token, media_id_of(page))
     page.wait_state("done", timeout=60)
     media_id = page.root.get_attribute("data-media-id")
@@ -456,9 +465,7 @@ def test_a_status_check_failure_after_the_last_byte_retries_by_following_the_upl
     cdp.on("Fetch.requestPaused", paused)
     cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/media/*", "requestStage": "Request"},
                                            {"urlPattern": "*/tus/*", "requestStage": "Request"}]})
-    page.choose(files("status.jpg", data))
-    page.wait_state("ready")
-    page.role("upload").click()
+    start_upload(page, files("status.jpg", data))
     media_id = media_id_of(page)
     partials(token, media_id)
     page.wait_for(lambda _: page.state() == "retrying" and "The server has the photo" in page.role("status").text,
@@ -516,11 +523,8 @@ def test_cancel_while_the_creation_is_answered_leaves_no_partial_upload(page, st
             return
         cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
 
-    cdp.on("Fetch.requestPaused", paused)
-    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Response"}]})
-    page.choose(files("creation.jpg", data))
-    page.wait_state("ready")
-    page.role("upload").click()
+    intercept_tus(cdp, paused, "Response")
+    start_upload(page, files("creation.jpg", data))
     assert creation_held.wait(20), "no creation was sent"
     media_id = held["location"].rsplit("/", 1)[1]
     partials(token, media_id)
@@ -563,11 +567,8 @@ def test_a_creation_answered_without_location_is_refused_not_repeated(page, stac
             return
         cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
 
-    cdp.on("Fetch.requestPaused", paused)
-    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Response"}]})
-    page.choose(files("nowhere.jpg", data))
-    page.wait_state("ready")
-    page.role("upload").click()
+    intercept_tus(cdp, paused, "Response")
+    start_upload(page, files("nowhere.jpg", data))
     page.wait_state("error", timeout=30)
     for media_id in created:
         partials(token, media_id)
@@ -602,9 +603,7 @@ def test_the_users_other_remembered_uploads_are_terminated_before_a_creation(pag
     remember(page, [stack.base_url, user, 2000, 0, "image/jpeg", "00000000"],
              remembered_entry(stack, "0" * 32, 2000, url=foreign))
 
-    page.choose(files("fourth.jpg", data))
-    page.wait_state("ready")
-    page.role("upload").click()
+    start_upload(page, files("fourth.jpg", data))
     media_id = media_id_of(page)
     partials(token, media_id)
     page.wait_state("done", timeout=60)
@@ -670,11 +669,8 @@ def test_cancel_during_the_last_chunk_says_when_the_server_already_has_the_photo
             return
         cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
 
-    cdp.on("Fetch.requestPaused", paused)
-    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Response"}]})
-    page.choose(files("late.jpg", data))
-    page.wait_state("ready")
-    page.role("upload").click()
+    intercept_tus(cdp, paused, "Response")
+    start_upload(page, files("late.jpg", data))
     media_id = media_id_of(page)
     partials(token, media_id)
     assert last_held.wait(40), "the last chunk was not sent"
@@ -717,11 +713,8 @@ def test_nginxs_per_address_limit_on_the_creation_and_the_head_is_waited_out(pag
         else:
             cdp.send("Fetch.continueRequest", {"requestId": params["requestId"]}, wait=False)
 
-    cdp.on("Fetch.requestPaused", paused)
-    cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*/tus/*", "requestStage": "Request"}]})
-    page.choose(files("limited.jpg", data))
-    page.wait_state("ready")
-    page.role("upload").click()
+    intercept_tus(cdp, paused, "Request")
+    start_upload(page, files("limited.jpg", data))
     page.wait_for(lambda _: page.state() == "retrying" and "from this address" in page.role("status").text,
                   "the page to wait out the limit")
     media_id = media_id_of(page)
