@@ -67,16 +67,13 @@ public struct Sweeper: Sendable {
         }
         try store.purgeBookkeeping(now: now)
         for entry in Directory.entries(of: root.quarantine) where entry.kind == .file && entry.modified < cutoff {
+            let media = try MediaID(entry.name).flatMap { id throws(StoreError) in try store.media(id: id) }
             // A resumable upload still within its lifetime (tus.lifetime_seconds may be longer
             // than the purge threshold) keeps its bytes, however long since its last chunk.
-            if let id = MediaID(entry.name), try store.media(id: id).map({ $0.state == .receiving && !$0.isExpiredPartial(at: now) }) == true {
-                continue
-            }
+            if let media, media.state == .receiving && !media.isExpiredPartial(at: now) { continue }
             FileSystem.remove(entry.path)
             report.removedFiles.append(entry.path)
-            if let id = MediaID(entry.name), let media = try store.media(id: id), MediaTransition.reject.allows(from: media.state),
-                try store.apply(.reject(.scanFailed), to: id, from: media.state)
-            {
+            if let media, MediaTransition.reject.allows(from: media.state), try store.apply(.reject(.scanFailed), to: media.id, from: media.state) {
                 report.abandonedUploads += 1
             }
         }

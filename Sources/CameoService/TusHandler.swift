@@ -133,20 +133,15 @@ struct TusHandler: Sendable {
     private func terminate(_ mediaID: MediaID, of claims: TokenClaims) throws -> HTTPResponse {
         var state = try resumable(mediaID, of: claims).state
         if state == .receiving {
-            guard try store.apply(.terminate, to: mediaID, from: .receiving) else {
-                // Completed, expired or terminated in the meantime.
-                state = try store.media(id: mediaID)?.state ?? .expired
-                return try terminate(refusedIn: state)
+            if try store.apply(.terminate, to: mediaID, from: .receiving) {
+                partials.remove(mediaID)
+                return HTTPResponse(status: 204)
             }
-            partials.remove(mediaID)
-            return HTTPResponse(status: 204)
+            // Completed, expired or terminated in the meantime.
+            state = try store.media(id: mediaID)?.state ?? .expired
         }
-        return try terminate(refusedIn: state)
-    }
-
-    /// A termination that found the upload no longer receiving: gone already (410), or complete
-    /// and the pipeline's (409; `DELETE /api/v1/profile/me/avatar` removes a published avatar).
-    private func terminate(refusedIn state: MediaState) throws -> HTTPResponse {
+        // Gone already (410), or complete and the pipeline's (409; `DELETE
+        // /api/v1/profile/me/avatar` removes a published avatar).
         throw state == .expired ? AppError.uploadExpired : AppError.alreadyDecided
     }
 
@@ -208,7 +203,7 @@ struct TusHandler: Sendable {
     // MARK: Headers
 
     /// What a creation declares: `Upload-Length` and `Upload-Metadata`.
-    struct Creation: Equatable {
+    struct Creation {
         var length: Int
         var type: String
         var crop: Crop?

@@ -39,23 +39,26 @@ import Testing
     @Test func bytesAKilledAppendLeftPastTheOffsetAreCutOffByTheNext() throws {
         let harness = try ServiceHarness()
         let id = try create(harness, "alice", length: photo.count)
-        let half = photo.count / 2
-        #expect(try patch(harness, "alice", id, at: 0, Array(photo[..<half])).status == 204)
-        // A worker wrote its chunk and died before its offset moved: the bytes are on disk,
-        // the store does not count them.
+        let (third, twoThirds) = (photo.count / 3, 2 * photo.count / 3)
+        #expect(try patch(harness, "alice", id, at: 0, Array(photo[..<third])).status == 204)
+        // A worker wrote its chunk and died before its offset moved: the bytes are on disk (more
+        // of them than the rest of the upload), the store does not count them.
         let partial = try FileHandle(forWritingTo: URL(filePath: harness.root.quarantined(id)))
         partial.seekToEndOfFile()
-        partial.write(Data(repeating: 0xEE, count: 700))
+        partial.write(Data(repeating: 0xEE, count: photo.count))
         try partial.close()
-        #expect(offset(harness, "alice", id) == String(half))
+        #expect(offset(harness, "alice", id) == String(third))
 
-        let last = try patch(harness, "alice", id, at: half, Array(photo[half...]))
+        #expect(try patch(harness, "alice", id, at: third, Array(photo[third..<twoThirds])).status == 204)
+        let kept = try FileSystem.read(harness.root.quarantined(id), limit: 2 * photo.count)
+        let cutOff = kept == Array(photo[..<twoThirds])
+        #expect(cutOff, "the dead worker's bytes were cut off, not kept after the chunk (the file has \(kept.count) bytes)")
+
+        let last = try patch(harness, "alice", id, at: twoThirds, Array(photo[twoThirds...]))
         #expect(last.status == 204 && last.header("Cameo-Media-State") == "ready")
         #expect(harness.scanner.scans == 1)
         #expect(try harness.store.media(id: id)?.state == .ready)
         #expect(harness.names(in: "quarantine") == [], "the pipeline removed the completed upload's bytes")
-        // What was published is the photo, not the photo with the dead worker's bytes inside.
-        #expect(try harness.store.media(id: id)?.uploadOffset == photo.count)
     }
 
     @Test func aPartialFileShorterThanItsOffsetEndsTheUpload() throws {
